@@ -1,0 +1,1 @@
+//! beacon-sim: a stand-in for paid GPU inference endpoints (placeholder, being written).
