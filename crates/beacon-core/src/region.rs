@@ -25,7 +25,9 @@ pub struct Region(String);
 
 /// Why a region spelling was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown region {input:?}: use us-east, eu-west, asia-pacific (or US, EU, ASIA) or a lower-case slug")]
+#[error(
+    "unknown region {input:?}: use us-east, eu-west, asia-pacific (or US, EU, ASIA) or a lower-case slug"
+)]
 pub struct RegionError {
     pub input: String,
 }
@@ -87,9 +89,7 @@ fn alias(input: &str) -> Option<&'static str> {
     let canonical = match lower.as_str() {
         "us-east" | "us" | "usa" | "na" | "united states" => US_EAST,
         "eu-west" | "eu" | "europe" => EU_WEST,
-        "asia-pacific" | "asia" | "apac" | "ap" | "asia-southeast" | "asia pacific" => {
-            ASIA_PACIFIC
-        }
+        "asia-pacific" | "asia" | "apac" | "ap" | "asia-southeast" | "asia pacific" => ASIA_PACIFIC,
         _ => return None,
     };
     Some(canonical)
@@ -160,14 +160,31 @@ mod tests {
             ("asia-southeast", ASIA_PACIFIC),
             ("Asia Pacific", ASIA_PACIFIC),
         ] {
-            assert_eq!(Region::parse(input).map(|r| r.0), Ok(want.to_string()), "{input}");
+            assert_eq!(
+                Region::parse(input).map(|r| r.0),
+                Ok(want.to_string()),
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn other_slugs_are_kept_and_bad_spellings_refused() {
-        assert_eq!(Region::parse("me-central").map(|r| r.0), Ok("me-central".into()));
-        for bad in ["", "  ", "Mars Base", "eu_west", "-eu", "eu-", "a--b", "Me-Central", "x".repeat(40).as_str()] {
+        assert_eq!(
+            Region::parse("me-central").map(|r| r.0),
+            Ok("me-central".into())
+        );
+        for bad in [
+            "",
+            "  ",
+            "Mars Base",
+            "eu_west",
+            "-eu",
+            "eu-",
+            "a--b",
+            "Me-Central",
+            "x".repeat(40).as_str(),
+        ] {
             assert!(Region::parse(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(Region::parse_known("me-central").is_err());
