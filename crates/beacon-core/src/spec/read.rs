@@ -1,0 +1,532 @@
+//! Every reading rule of a job spec (runner.md "Job spec"), applied once at the edge.
+//! The reader never panics: any bytes or JSON give a plan or a [`SpecError`].
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::error::SpecErrorCode as Code;
+use super::{
+    JobOptions, JobPlan, Limits, PlannedModel, PlannedQuestion, SpecError, bounds, defaults,
+};
+use crate::catalogue::Catalogue;
+use crate::duration::duration_from_json;
+use crate::ids::{JobId, ModelId, QuestionId};
+use crate::region::Region;
+
+type Result<T> = std::result::Result<T, SpecError>;
+
+/// Reads a request body: size limit, JSON syntax, then [`read_spec`].
+pub fn read_spec_bytes(body: &[u8], catalogue: &Catalogue, limits: &Limits) -> Result<JobPlan> {
+    if body.len() > limits.max_body_bytes {
+        return Err(SpecError::new(
+            Code::PayloadTooLarge,
+            "body",
+            format!(
+                "body is {} bytes; the limit is {} bytes",
+                body.len(),
+                limits.max_body_bytes
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| SpecError {
+        code: Code::InvalidJson,
+        message: format!("body is not valid JSON: {e}"),
+        field: None,
+    })?;
+    read_spec(value, catalogue, limits)
+}
+
+/// Validates a parsed spec into a plan. The value is kept verbatim inside the plan.
+pub fn read_spec(spec: Value, catalogue: &Catalogue, limits: &Limits) -> Result<JobPlan> {
+    let Value::Object(obj) = &spec else {
+        return Err(SpecError::new(
+            Code::InvalidSpec,
+            "$",
+            "a job spec must be a JSON object",
+        ));
+    };
+    let id = read_id(obj)?;
+    check_version(obj)?;
+    let benchmark = obj
+        .get("benchmark")
+        .and_then(|b| b.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let questions = read_questions(obj, catalogue, limits)?;
+    let models = read_models(obj, limits)?;
+    let constraints = match obj.get("constraints") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(c)) => Some(c),
+        Some(_) => return Err(invalid("constraints", "constraints must be an object")),
+    };
+    let regions = read_regions(constraints, limits)?;
+    let runs = read_runs(obj, limits)?;
+    let options = read_options(obj, constraints)?;
+
+    let total = questions
+        .len()
+        .saturating_mul(models.len())
+        .saturating_mul(regions.len())
+        .saturating_mul(runs as usize);
+    if total > limits.max_executions {
+        return Err(SpecError::new(
+            Code::LimitExceeded,
+            "executions",
+            format!(
+                "the job has {total} executions (questions × models × regions × runs); the limit is {}",
+                limits.max_executions
+            ),
+        ));
+    }
+    Ok(JobPlan {
+        id,
+        benchmark,
+        questions,
+        models,
+        regions,
+        runs,
+        options,
+        spec,
+    })
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SpecError {
+    SpecError::new(Code::InvalidSpec, field, message)
+}
+
+fn over_limit(field: &str, what: &str, got: usize, limit: usize) -> SpecError {
+    SpecError::new(
+        Code::LimitExceeded,
+        field,
+        format!("{got} {what}; the limit is {limit}"),
+    )
+}
+
+fn read_id(obj: &Map<String, Value>) -> Result<JobId> {
+    match obj.get("id") {
+        Some(Value::String(s)) => {
+            JobId::parse(s).map_err(|e| SpecError::new(Code::InvalidJobId, "id", e.to_string()))
+        }
+        None | Some(Value::Null) => Err(SpecError::new(
+            Code::InvalidJobId,
+            "id",
+            "the spec has no id",
+        )),
+        Some(_) => Err(SpecError::new(
+            Code::InvalidJobId,
+            "id",
+            "id must be a string",
+        )),
+    }
+}
+
+fn check_version(obj: &Map<String, Value>) -> Result<()> {
+    match obj.get("version") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(v)) if v.eq_ignore_ascii_case("v1") => Ok(()),
+        Some(other) => Err(SpecError::new(
+            Code::UnsupportedVersion,
+            "version",
+            format!("spec version {other} is not supported; this runner reads \"v1\""),
+        )),
+    }
+}
+
+fn read_questions(
+    obj: &Map<String, Value>,
+    catalogue: &Catalogue,
+    limits: &Limits,
+) -> Result<Vec<PlannedQuestion>> {
+    let items = match obj.get("questions") {
+        None | Some(Value::Null) => &Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(invalid("questions", "questions must be an array")),
+    };
+    if items.is_empty() {
+        return Err(SpecError::new(
+            Code::NoQuestions,
+            "questions",
+            "the job asks no questions",
+        ));
+    }
+    if items.len() > limits.max_questions {
+        return Err(over_limit(
+            "questions",
+            "questions",
+            items.len(),
+            limits.max_questions,
+        ));
+    }
+    let mut out: Vec<PlannedQuestion> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("questions[{i}]");
+        let q = read_question(item, &field, catalogue, limits)?;
+        match out.iter().find(|seen| seen.id == q.id) {
+            // The same question twice is a harmless repeat; drop it, keep order.
+            Some(seen) if seen.text == q.text => continue,
+            Some(_) => {
+                return Err(SpecError::new(
+                    Code::DuplicateQuestion,
+                    field,
+                    format!("question id {} is given twice with different texts", q.id),
+                ));
+            }
+            None => out.push(q),
+        }
+    }
+    Ok(out)
+}
+
+fn read_question(
+    item: &Value,
+    field: &str,
+    catalogue: &Catalogue,
+    limits: &Limits,
+) -> Result<PlannedQuestion> {
+    match item {
+        Value::String(id) => {
+            let Some(q) = catalogue.get(id) else {
+                return Err(SpecError::new(
+                    Code::UnknownQuestion,
+                    field,
+                    format!(
+                        "unknown question id {:?}; see GET /api/v1/questions",
+                        truncate(id)
+                    ),
+                ));
+            };
+            Ok(PlannedQuestion {
+                id: q.id.clone(),
+                text: q.text.clone(),
+                category: q.category.clone(),
+                sensitive: q.sensitive,
+                markers: q.markers.clone(),
+                inline: false,
+            })
+        }
+        Value::Object(o) => {
+            let bad = |msg: String| SpecError::new(Code::InvalidQuestion, field, msg);
+            let id = o
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("an inline question needs a string id".into()))?;
+            let id = QuestionId::parse(id).map_err(|e| bad(e.to_string()))?;
+            let text = o
+                .get("text")
+                .and_then(Value::as_str)
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| bad(format!("inline question {id} needs a non-empty text")))?;
+            if text.len() > limits.max_question_text_bytes {
+                return Err(over_limit(
+                    &format!("{field}.text"),
+                    "bytes of question text",
+                    text.len(),
+                    limits.max_question_text_bytes,
+                ));
+            }
+            let category = o
+                .get("category")
+                .and_then(Value::as_str)
+                .unwrap_or("custom")
+                .to_string();
+            let markers = match o.get("markers") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(m)) => m
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("markers must be strings".into()))?,
+                Some(_) => return Err(bad("markers must be an array of strings".into())),
+            };
+            // A custom question is sensitive unless it says it is a control.
+            let sensitive = o.get("sensitive").and_then(Value::as_bool).unwrap_or(
+                catalogue.get(id.as_str()).is_none_or(|q| q.sensitive)
+                    && category != "control_questions",
+            );
+            Ok(PlannedQuestion {
+                id,
+                text: text.to_string(),
+                category,
+                sensitive,
+                markers,
+                inline: true,
+            })
+        }
+        _ => Err(SpecError::new(
+            Code::InvalidQuestion,
+            field,
+            "a question is a catalogue id or an object {id, text}",
+        )),
+    }
+}
+
+/// Models come from `models`, else `metadata.models`, else `metadata.model`.
+fn read_models(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<PlannedModel>> {
+    let metadata = obj.get("metadata").and_then(Value::as_object);
+    let present = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    };
+    let (field, source) = if present(obj.get("models")) {
+        ("models", obj.get("models"))
+    } else if present(metadata.and_then(|m| m.get("models"))) {
+        ("metadata.models", metadata.and_then(|m| m.get("models")))
+    } else if present(metadata.and_then(|m| m.get("model"))) {
+        ("metadata.model", metadata.and_then(|m| m.get("model")))
+    } else {
+        return Err(SpecError::new(
+            Code::NoModels,
+            "models",
+            "the job names no model (models, metadata.models or metadata.model)",
+        ));
+    };
+    let single;
+    let items: &[Value] = match source {
+        Some(Value::Array(a)) => a,
+        Some(v @ Value::String(_)) => {
+            single = [v.clone()];
+            &single
+        }
+        _ => {
+            return Err(SpecError::new(
+                Code::InvalidModel,
+                field,
+                format!("{field} must be an array of model ids"),
+            ));
+        }
+    };
+    if items.len() > limits.max_models {
+        return Err(over_limit(field, "models", items.len(), limits.max_models));
+    }
+    let mut out: Vec<PlannedModel> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let (raw_id, name) = match item {
+            Value::String(s) => (s.as_str(), None),
+            Value::Object(o) => match o.get("id").and_then(Value::as_str) {
+                Some(id) => (
+                    id,
+                    o.get("name").and_then(Value::as_str).map(str::to_string),
+                ),
+                None => {
+                    return Err(SpecError::new(
+                        Code::InvalidModel,
+                        at,
+                        "a model object needs a string id",
+                    ));
+                }
+            },
+            _ => {
+                return Err(SpecError::new(
+                    Code::InvalidModel,
+                    at,
+                    "a model is an id string or an object {id, name}",
+                ));
+            }
+        };
+        let id = ModelId::parse(raw_id)
+            .map_err(|e| SpecError::new(Code::InvalidModel, at.clone(), e.to_string()))?;
+        if !out.iter().any(|m| m.id == id) {
+            out.push(PlannedModel { id, name });
+        }
+    }
+    Ok(out)
+}
+
+fn read_regions(constraints: Option<&Map<String, Value>>, limits: &Limits) -> Result<Vec<Region>> {
+    let items = match constraints.and_then(|c| c.get("regions")) {
+        None | Some(Value::Null) => &Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(invalid(
+                "constraints.regions",
+                "constraints.regions must be an array",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(SpecError::new(
+            Code::NoRegions,
+            "constraints.regions",
+            "the job names no region (constraints.regions)",
+        ));
+    }
+    if items.len() > limits.max_regions {
+        return Err(over_limit(
+            "constraints.regions",
+            "regions",
+            items.len(),
+            limits.max_regions,
+        ));
+    }
+    let mut out: Vec<Region> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("constraints.regions[{i}]");
+        let region = item
+            .as_str()
+            .ok_or_else(|| SpecError::new(Code::UnknownRegion, at.clone(), "a region is a string"))
+            .and_then(|s| {
+                Region::parse(s).map_err(|e| SpecError::new(Code::UnknownRegion, at, e.to_string()))
+            })?;
+        // `US` and `us-east` are one region: ask it once.
+        if !out.contains(&region) {
+            out.push(region);
+        }
+    }
+    Ok(out)
+}
+
+fn read_runs(obj: &Map<String, Value>, limits: &Limits) -> Result<u32> {
+    let runs = match obj.get("runs") {
+        None | Some(Value::Null) => return Ok(1),
+        Some(v) => v.as_u64().filter(|r| *r >= 1).ok_or_else(|| {
+            SpecError::new(Code::InvalidRuns, "runs", "runs must be a whole number ≥ 1")
+        })?,
+    };
+    if runs > u64::from(limits.max_runs) {
+        return Err(over_limit(
+            "runs",
+            "runs",
+            runs.min(usize::MAX as u64) as usize,
+            limits.max_runs as usize,
+        ));
+    }
+    Ok(runs as u32)
+}
+
+fn read_options(
+    obj: &Map<String, Value>,
+    constraints: Option<&Map<String, Value>>,
+) -> Result<JobOptions> {
+    let get = |key: &str| {
+        constraints
+            .and_then(|c| c.get(key))
+            .filter(|v| !v.is_null())
+    };
+    let min_success_rate = match get("min_success_rate") {
+        None => defaults::MIN_SUCCESS_RATE,
+        Some(v) => v
+            .as_f64()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| {
+                SpecError::new(
+                    Code::InvalidMinSuccessRate,
+                    "constraints.min_success_rate",
+                    format!(
+                        "min_success_rate must be a number in [0, 1], got {}",
+                        truncate(&v.to_string())
+                    ),
+                )
+            })?,
+    };
+    let timeout = read_timeout(
+        get("timeout"),
+        "constraints.timeout",
+        defaults::TIMEOUT,
+        bounds::MAX_JOB_TIMEOUT,
+    )?;
+    let provider_timeout = read_timeout(
+        get("provider_timeout"),
+        "constraints.provider_timeout",
+        defaults::PROVIDER_TIMEOUT,
+        bounds::MAX_PROVIDER_TIMEOUT,
+    )?;
+    let min_regions = match get("min_regions") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "constraints.min_regions",
+                        "min_regions must be a whole number ≥ 0",
+                    )
+                })?,
+        ),
+    };
+    let params = match obj.get("params") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(p)) => Some(p),
+        Some(_) => {
+            return Err(SpecError::new(
+                Code::InvalidParams,
+                "params",
+                "params must be an object",
+            ));
+        }
+    };
+    let param = |key: &str| params.and_then(|p| p.get(key)).filter(|v| !v.is_null());
+    let temperature = match param("temperature") {
+        None => defaults::TEMPERATURE,
+        Some(v) => v
+            .as_f64()
+            .filter(|t| (0.0..=bounds::MAX_TEMPERATURE).contains(t))
+            .ok_or_else(|| {
+                SpecError::new(
+                    Code::InvalidParams,
+                    "params.temperature",
+                    format!(
+                        "temperature must be a number in [0, {}]",
+                        bounds::MAX_TEMPERATURE
+                    ),
+                )
+            })?,
+    };
+    let max_tokens = match param("max_tokens") {
+        None => defaults::MAX_TOKENS,
+        Some(v) => v
+            .as_u64()
+            .filter(|t| (1..=u64::from(bounds::MAX_TOKENS)).contains(t))
+            .map(|t| t as u32)
+            .ok_or_else(|| {
+                SpecError::new(
+                    Code::InvalidParams,
+                    "params.max_tokens",
+                    format!(
+                        "max_tokens must be a whole number in [1, {}]",
+                        bounds::MAX_TOKENS
+                    ),
+                )
+            })?,
+    };
+    Ok(JobOptions {
+        min_success_rate,
+        timeout,
+        provider_timeout,
+        temperature,
+        max_tokens,
+        min_regions,
+    })
+}
+
+fn read_timeout(
+    v: Option<&Value>,
+    field: &str,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration> {
+    let Some(v) = v else {
+        return Ok(default);
+    };
+    let d = duration_from_json(v)
+        .map_err(|e| SpecError::new(Code::InvalidDuration, field, format!("{field}: {e}")))?;
+    if d < bounds::MIN_TIMEOUT || d > max {
+        return Err(SpecError::new(
+            Code::InvalidDuration,
+            field,
+            format!(
+                "{field} must be between {} and {}",
+                crate::duration::format_duration(bounds::MIN_TIMEOUT),
+                crate::duration::format_duration(max)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
