@@ -79,7 +79,7 @@ fn array_index(key: &str) -> Option<u32> {
     }
     key.parse::<u64>()
         .ok()
-        .filter(|v| *v <= u64::from(u32::MAX) - 1)
+        .filter(|v| *v < u64::from(u32::MAX))
         .and_then(|v| u32::try_from(v).ok())
 }
 

@@ -1,6 +1,8 @@
 //! The spec reader never panics: arbitrary bytes and arbitrary JSON give a plan or an
 //! error, and any plan it returns honours the limits.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use beacon_core::Catalogue;
 use beacon_core::spec::{Limits, read_spec, read_spec_bytes};
 use proptest::prelude::*;

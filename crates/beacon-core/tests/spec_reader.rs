@@ -1,6 +1,8 @@
 //! The job spec reader: every reading rule of runner.md, the portal's real bodies, and
 //! one refusal per rule with its error code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use beacon_core::Catalogue;
@@ -81,7 +83,8 @@ fn portal_bodies_become_plans_with_the_expected_cell_count() {
     assert!(plan.questions[0].inline && !plan.questions[1].inline);
     assert_eq!(plan.models[0].name.as_deref(), Some("Mistral 7B Instruct"));
     assert_eq!(plan.options.timeout, Duration::from_secs(1800));
-    assert_eq!(plan.total_executions(), 2 * 1 * 3 * 2);
+    // 2 questions × 1 model × 3 regions × 2 runs.
+    assert_eq!(plan.total_executions(), 12);
 }
 
 #[test]
