@@ -6,15 +6,11 @@
 use beacon_core::signing::{canonical_form, verify};
 use serde_json::Value;
 
+mod common;
+
 fn fixtures() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/portal-signatures.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("cannot read {path}: {e} (shared/ must sit beside the repository)")
-    });
-    let parsed: Value = serde_json::from_str(&text).unwrap();
+    let parsed: Value =
+        serde_json::from_str(&common::read_shared("fixtures/portal-signatures.json")).unwrap();
     parsed.as_array().unwrap().clone()
 }
 

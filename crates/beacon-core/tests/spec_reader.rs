@@ -9,6 +9,8 @@ use beacon_core::Catalogue;
 use beacon_core::spec::{JobPlan, Limits, SpecError, read_spec, read_spec_bytes};
 use serde_json::{Value, json};
 
+mod common;
+
 fn read(v: Value) -> Result<JobPlan, SpecError> {
     read_spec(v, &Catalogue::builtin(), &Limits::default())
 }
