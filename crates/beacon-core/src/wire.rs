@@ -39,6 +39,10 @@ pub struct InferenceRequest {
     pub cost_priority: bool,
     #[serde(default)]
     pub trace_id: Option<String>,
+    /// The caller's whole budget for this request, in milliseconds; the router fails
+    /// over only within it. Absent: the longest `request_timeout` of the candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 impl InferenceRequest {
@@ -52,6 +56,7 @@ impl InferenceRequest {
             allow_region_fallback: false,
             cost_priority: true,
             trace_id: None,
+            timeout_ms: None,
         }
     }
 }

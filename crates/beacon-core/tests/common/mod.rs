@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-pub fn shared_file(relative: &str) -> PathBuf {
+fn shared_file(relative: &str) -> PathBuf {
     let root = std::env::var_os("BEACON_SHARED_DIR").map_or_else(
         || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
         PathBuf::from,
