@@ -1,0 +1,198 @@
+//! `POST /inference` (the runner's call) and `POST /v1/chat/completions` (an
+//! OpenAI-compatible front door). If the caller disconnects, axum drops this future and
+//! with it the upstream request: the provider sees the connection close.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use beacon_core::wire::{InferenceRequest, InferenceResponse};
+use beacon_core::{ErrorCode, Failure, Stage};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::idempotency::Lookup;
+use crate::routing::Routed;
+
+/// Longest `Idempotency-Key` accepted.
+const MAX_KEY_LEN: usize = 200;
+
+pub async fn inference(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let mut req: InferenceRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let f = Failure::new(
+                ErrorCode::InvalidRequest,
+                Stage::Validation,
+                format!("invalid /inference body: {e}"),
+            )
+            .with_transient(false);
+            return answer(400, InferenceResponse::failed(f), false);
+        }
+    };
+    if req.trace_id.is_none() {
+        req.trace_id = trace_id(&headers);
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let (routed, replayed) = match key {
+        Some(k) if k.len() > MAX_KEY_LEN => {
+            return ApiError::InvalidRequest(format!(
+                "Idempotency-Key longer than {MAX_KEY_LEN} characters"
+            ))
+            .into_response();
+        }
+        Some(k) => match app
+            .idempotency
+            .run(k, &req, || app.router.infer(&req))
+            .await
+        {
+            Lookup::Answer(r, replayed) => (r, replayed),
+            Lookup::Conflict => return ApiError::IdempotencyConflict.into_response(),
+        },
+        None => (app.router.infer(&req).await, false),
+    };
+    if !replayed {
+        app.metrics
+            .overhead(started.elapsed().saturating_sub(routed.upstream));
+    }
+    let Routed { status, body, .. } = routed;
+    answer(status, body, replayed)
+}
+
+fn answer(status: u16, body: InferenceResponse, replayed: bool) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = (code, Json(body)).into_response();
+    if replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`) or `X-Trace-Id`.
+fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let from_parent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|tp| tp.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string);
+    from_parent.or_else(|| {
+        headers
+            .get("x-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| id.len() <= 128)
+            .map(str::to_string)
+    })
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: Value,
+}
+
+fn openai_error(status: u16, message: &str, code: &str) -> Response {
+    let kind = if status < 500 {
+        "invalid_request_error"
+    } else {
+        "api_error"
+    };
+    let body = json!({"error": {"message": message, "type": kind, "code": code}});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        Json(body),
+    )
+        .into_response()
+}
+
+pub async fn chat_completions(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(region) = headers.get("x-beacon-region").and_then(|v| v.to_str().ok()) else {
+        return openai_error(
+            400,
+            "the X-Beacon-Region header is required",
+            "INVALID_REQUEST",
+        );
+    };
+    let chat: ChatRequest = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return openai_error(400, &format!("invalid body: {e}"), "INVALID_REQUEST"),
+    };
+    // The prompt is the last user message; text parts of a content array are joined.
+    let prompt = chat
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| match &m.content {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let mut req = InferenceRequest::new(&chat.model, &prompt, region);
+    if let Some(t) = chat.temperature {
+        req.temperature = t;
+    }
+    if let Some(m) = chat.max_tokens {
+        req.max_tokens = m;
+    }
+    req.trace_id = trace_id(&headers);
+    let routed = app.router.infer(&req).await;
+    let r = routed.body;
+    if !r.success {
+        let (msg, code) = r
+            .failure
+            .as_ref()
+            .map(|f| (f.message.clone(), f.code.to_string()))
+            .unwrap_or_else(|| ("inference failed".into(), "INTERNAL".into()));
+        return openai_error(routed.status, &msg, &code);
+    }
+    let text = r.response.unwrap_or_default();
+    let completion_tokens = r.metadata.tokens_generated.unwrap_or(0);
+    let body = json!({
+        "id": format!("chatcmpl-{}", r.metadata.trace_id.clone().unwrap_or_else(|| "beacon".into())),
+        "object": "chat.completion",
+        "created": chrono::Utc::now().timestamp(),
+        "model": chat.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": completion_tokens, "total_tokens": completion_tokens},
+        "beacon": {"provider": r.provider_used, "region": r.metadata.region, "warnings": r.warnings},
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}

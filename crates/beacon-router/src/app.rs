@@ -1,0 +1,124 @@
+//! The router as a library: `Application::build` binds (port 0 in tests) and
+//! `Application::run` serves with graceful shutdown; `start` does both in the
+//! background for tests and `beacon demo`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{AppState, routes};
+use crate::config::Config;
+use crate::idempotency::IdempotencyCache;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::{prober, routing};
+
+/// How long an `Idempotency-Key` answer is kept (router.md: 10 minutes).
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(600);
+/// Bound on cached answers; expired ones are swept when it is reached.
+const IDEMPOTENCY_MAX: usize = 100_000;
+
+/// A bound, not yet serving, router.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Validates nothing more (the config is already validated) and binds the socket.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let registry = Arc::new(Registry::new(&config));
+        let metrics = Arc::new(Metrics::default());
+        let router = routing::Router {
+            registry,
+            health: config.health.clone(),
+            regions: config.regions(),
+            metrics: metrics.clone(),
+        };
+        let state = Arc::new(AppState {
+            router,
+            idempotency: IdempotencyCache::new(IDEMPOTENCY_TTL, IDEMPOTENCY_MAX),
+            metrics,
+            first_round: Arc::new(AtomicUsize::new(0)),
+            config,
+        });
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr())
+    }
+
+    /// Serves until `shutdown` is cancelled: probes start at once; in-flight requests
+    /// finish (graceful shutdown), then probes stop.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        let s = &self.state;
+        prober::spawn(
+            s.router.registry.clone(),
+            s.config.health.clone(),
+            s.metrics.clone(),
+            s.first_round.clone(),
+            &tracker,
+            shutdown.child_token(),
+        );
+        let app = routes(self.state.clone());
+        let signal = shutdown.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await?;
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        Ok(())
+    }
+}
+
+/// A router running in the background of this process.
+pub struct RouterHandle {
+    pub url: String,
+    pub addr: SocketAddr,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl RouterHandle {
+    /// Stops serving and waits for every task to end.
+    pub async fn shutdown(self) {
+        self.token.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Builds and runs a router on a tracked task.
+pub async fn start(config: Config) -> anyhow::Result<RouterHandle> {
+    let app = Application::build(config).await?;
+    let (url, addr) = (app.url(), app.local_addr());
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let run_token = token.clone();
+    tracker.spawn(async move {
+        if let Err(e) = app.run(run_token).await {
+            tracing::error!(error = %e, "router stopped with an error");
+        }
+    });
+    Ok(RouterHandle {
+        url,
+        addr,
+        token,
+        tracker,
+    })
+}
