@@ -453,6 +453,20 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_is_valid() {
+        let text = include_str!("../../../deploy/router.example.toml");
+        let env =
+            |k: &str| matches!(k, "ROUTER_ADMIN_TOKEN" | "MODAL_TOKEN").then(|| "t".to_string());
+        let c = Config::from_toml(text, &env).unwrap();
+        let regions: Vec<String> = c.regions().iter().map(|r| r.to_string()).collect();
+        assert_eq!(regions, ["us-east", "eu-west", "asia-pacific"]);
+        assert!(
+            Config::from_toml(text, &no_env).is_err(),
+            "tokens are required"
+        );
+    }
+
+    #[test]
     fn port_overrides_the_listen_port() {
         let env = |k: &str| (k == "PORT").then(|| "8123".to_string());
         assert_eq!(Config::from_toml(ONE, &env).unwrap().listen.port(), 8123);
