@@ -31,12 +31,15 @@ pub enum ErrorCode {
     RouterBadResponse,
     /// The job's own deadline ran out before this execution finished.
     JobTimeout,
+    /// The execution was cancelled (by a user, or because the job could no longer
+    /// reach its success threshold); recorded so a cancelled row still explains itself.
+    Cancelled,
     /// A code this build does not know (a newer peer); kept verbatim.
     Other(String),
 }
 
 impl ErrorCode {
-    const KNOWN: [ErrorCode; 14] = [
+    const KNOWN: [ErrorCode; 15] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownRegion,
         ErrorCode::NoProviderForModel,
@@ -51,6 +54,7 @@ impl ErrorCode {
         ErrorCode::RouterTimeout,
         ErrorCode::RouterBadResponse,
         ErrorCode::JobTimeout,
+        ErrorCode::Cancelled,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -69,6 +73,7 @@ impl ErrorCode {
             ErrorCode::RouterTimeout => "ROUTER_TIMEOUT",
             ErrorCode::RouterBadResponse => "ROUTER_BAD_RESPONSE",
             ErrorCode::JobTimeout => "JOB_TIMEOUT",
+            ErrorCode::Cancelled => "CANCELLED",
             ErrorCode::Other(s) => s,
         }
     }
@@ -87,6 +92,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest | ErrorCode::UnknownRegion => 400,
             ErrorCode::NoProviderForModel => 404,
             ErrorCode::NoHealthyProvider | ErrorCode::Overloaded => 503,
+            ErrorCode::Cancelled => 409,
             ErrorCode::ProviderTimeout | ErrorCode::RouterTimeout | ErrorCode::JobTimeout => 504,
             _ => 502,
         }
