@@ -1,0 +1,260 @@
+//! Job routes: submit, list, read (with executions), cancel, retry-failed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use beacon_core::status::{ExecutionStatus, JobStatus};
+use beacon_core::{ErrorCode, Failure, Stage};
+use beacon_store::{ExecutionFilter, JobFilter, JobRecord};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::accept::{Acceptor, Submission};
+use crate::error::ApiError;
+use crate::events::EventKind;
+use crate::scheduler::StopReason;
+use crate::views;
+
+/// How long a cancel waits for the job's in-flight calls to close before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn submit(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    app.rate.check(peer.ip()).map_err(ApiError::RateLimited)?;
+    let acceptor = Acceptor {
+        store: app.ctx.store.as_ref(),
+        catalogue: &app.catalogue,
+        limits: &app.limits,
+        signatures: &app.config.signatures,
+        now: Utc::now(),
+    };
+    let sub = Submission {
+        content_type: header(&headers, "content-type"),
+        idempotency_key: header(&headers, "idempotency-key"),
+        body: &body,
+    };
+    let accepted = acceptor
+        .accept(sub, || async {
+            app.catalog.get(&app.ctx.router).await.map_err(|f| {
+                ApiError::RouterUnavailable(format!(
+                    "cannot check models and regions against the router: {}",
+                    f.message
+                ))
+            })
+        })
+        .await?;
+    let job = accepted.job;
+    let mut body = json!({
+        "id": job.id, "job_id": job.id, "jobspec_id": job.id,
+        "status": job.status.as_str(),
+        "total_executions": job.total,
+        "created_at": job.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "links": links(&job.id),
+    });
+    if accepted.created {
+        app.ctx.wake.notify_one();
+        tracing::info!(job = %job.id, executions = job.total, "job accepted");
+        Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    } else {
+        body["idempotent"] = json!(true);
+        Ok((StatusCode::OK, Json(body)).into_response())
+    }
+}
+
+fn links(id: &str) -> Value {
+    json!({
+        "self": format!("/api/v1/jobs/{id}"),
+        "executions": format!("/api/v1/jobs/{id}/executions"),
+        "events": format!("/api/v1/jobs/{id}/events"),
+        "cancel": format!("/api/v1/jobs/{id}/cancel"),
+        "report": format!("/api/v1/jobs/{id}/report"),
+    })
+}
+
+fn num(q: &HashMap<String, String>, key: &str, default: u32, max: u32) -> Result<u32, ApiError> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u32>()
+            .map(|n| n.min(max))
+            .map_err(|_| ApiError::bad("INVALID_QUERY", format!("{key} must be a whole number"))),
+    }
+}
+
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let status =
+        match q.get("status").filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(JobStatus::parse(s).ok_or_else(|| {
+                ApiError::bad("INVALID_QUERY", format!("unknown job status {s:?}"))
+            })?),
+        };
+    let filter = JobFilter {
+        limit: num(&q, "limit", 50, 500)?,
+        offset: num(&q, "offset", 0, u32::MAX)?,
+        status,
+    };
+    let jobs = app.ctx.store.list_jobs(&filter).await?;
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    let counts = app.ctx.store.counts_many(&ids).await?;
+    let list: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let c = counts
+                .iter()
+                .find(|(id, _)| id == &j.id)
+                .map(|(_, c)| *c)
+                .unwrap_or_default();
+            views::job(j, &c, false)
+        })
+        .collect();
+    Ok(Json(
+        json!({"jobs": list, "limit": filter.limit, "offset": filter.offset}),
+    ))
+}
+
+async fn find(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
+    app.ctx
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
+}
+
+pub async fn get(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&app, &id).await?;
+    let counts = app.ctx.store.counts(&id).await?;
+    let mut body = views::job(&job, &counts, true);
+    let include = q.get("include").map(String::as_str).unwrap_or("");
+    if include
+        .split(',')
+        .any(|i| i == "executions" || i == "latest")
+    {
+        let latest = include.split(',').any(|i| i == "latest");
+        let filter = ExecutionFilter {
+            job_id: Some(id.clone()),
+            limit: if latest {
+                1
+            } else {
+                num(&q, "exec_limit", 1000, 10_000)?
+            },
+            offset: if latest {
+                0
+            } else {
+                num(&q, "exec_offset", 0, u32::MAX)?
+            },
+            newest_first: latest,
+            ..Default::default()
+        };
+        let page = app.ctx.store.list_executions(&filter).await?;
+        let max = app.ctx.cfg.max_attempts;
+        body["executions"] = page
+            .items
+            .iter()
+            .map(|e| views::execution(e, max))
+            .collect();
+        body["executions_total"] = json!(page.total);
+    }
+    Ok(Json(body))
+}
+
+pub async fn cancel(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&app, &id).await?;
+    if job.status.is_terminal() {
+        return Ok(Json(json!({
+            "ok": true, "job_id": id, "previous_status": job.status.as_str(), "new_status": job.status.as_str(),
+            "executions_cancelled": 0, "message": format!("job is already {}", job.status),
+        })));
+    }
+    // Stop new calls at once (and abort those in flight), then record the cancel.
+    let local = app.ctx.jobs.get(&id);
+    if let Some(control) = &local {
+        control.stop(StopReason::UserCancel);
+    }
+    let failure = Failure::new(
+        ErrorCode::Cancelled,
+        Stage::Scheduler,
+        "cancelled by a user",
+    )
+    .with_transient(false);
+    let outcome = app
+        .ctx
+        .store
+        .request_cancel(&id, &failure, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    if let Some(control) = &local {
+        if !control.wait_idle(CANCEL_WAIT).await {
+            tracing::warn!(job = %id, "cancel: some router calls were still closing after {CANCEL_WAIT:?}");
+        }
+    }
+    if let Ok(Some(job)) = app.ctx.store.get_job(&id).await {
+        let counts = app.ctx.store.counts(&id).await.unwrap_or_default();
+        app.ctx
+            .events
+            .publish(&id, EventKind::JobUpdate, views::job(&job, &counts, false));
+    }
+    Ok(Json(json!({
+        "ok": true,
+        "job_id": id,
+        "previous_status": outcome.previous_status.as_str(),
+        "new_status": outcome.new_status.as_str(),
+        "executions_cancelled": outcome.executions_cancelled,
+        "cancelled_at": outcome.cancelled_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })))
+}
+
+pub async fn retry_failed(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&app, &id).await?;
+    if !matches!(job.status, JobStatus::Completed | JobStatus::Failed) {
+        return Err(ApiError::Conflict {
+            code: "JOB_NOT_FINISHED",
+            message: format!(
+                "job is {}; only a completed or failed job can retry its failed executions",
+                job.status
+            ),
+        });
+    }
+    let requeued = app.ctx.store.retry_failed(&id).await?;
+    if requeued > 0 {
+        app.ctx.wake.notify_one();
+    }
+    let status = if requeued > 0 {
+        JobStatus::Queued
+    } else {
+        job.status
+    };
+    Ok(Json(json!({
+        "ok": true, "job_id": id, "requeued": requeued, "status": status.as_str(),
+        "statuses_retried": [ExecutionStatus::Failed.as_str(), ExecutionStatus::Timeout.as_str()],
+    })))
+}

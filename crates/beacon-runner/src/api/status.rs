@@ -1,0 +1,177 @@
+//! Service routes: the question catalogue, `/api/v1/health`, `/livez`, `/readyz`,
+//! `/metrics`, and `/api/v1/diagnostics` (admin token): what an operator needs to see
+//! why jobs fail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use beacon_core::status::ExecutionStatus;
+use beacon_store::ExecutionFilter;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::error::ApiError;
+
+pub async fn questions(State(app): State<Arc<AppState>>) -> Json<Value> {
+    let mut categories = serde_json::Map::new();
+    for (category, list) in app.catalogue.by_category() {
+        let items: Vec<Value> = list
+            .iter()
+            .map(|q| json!({"question_id": q.id, "question": q.text, "category": q.category, "sensitive": q.sensitive, "markers": q.markers}))
+            .collect();
+        categories.insert(category.to_string(), Value::Array(items));
+    }
+    Json(json!({"categories": categories}))
+}
+
+/// Each dependency's status: `ok`/`healthy` or `down` with the reason.
+async fn checks(app: &AppState) -> (Value, bool, bool) {
+    let db = app.ctx.store.ping().await;
+    let router = app.ctx.router.health(Duration::from_secs(2)).await;
+    let breaker = app.ctx.router.breaker.state();
+    let db_ok = db.is_ok();
+    let router_ok = router.is_ok();
+    let services = json!([
+        {"name": "database", "status": if db_ok { "healthy" } else { "down" }, "backend": app.ctx.store.backend(),
+         "error": db.err().map(|e| e.to_string())},
+        {"name": "router", "status": if router_ok { "healthy" } else { "down" },
+         "router_status": router.as_ref().ok().and_then(|v| v.get("status").cloned()),
+         "error": router.err().map(|f| f.message), "breaker": breaker},
+        {"name": "scheduler", "status": "healthy", "jobs_running": app.ctx.jobs.len()},
+    ]);
+    (services, db_ok, router_ok)
+}
+
+pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
+    let (services, db_ok, router_ok) = checks(&app).await;
+    let status = match (db_ok, router_ok) {
+        (true, true) => "healthy",
+        (true, false) => "degraded",
+        _ => "unhealthy",
+    };
+    Json(
+        json!({"status": status, "services": services, "version": env!("CARGO_PKG_VERSION"),
+                "instance": app.config.instance_id, "uptime_seconds": app.started.elapsed().as_secs()}),
+    )
+}
+
+pub async fn livez() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the database answers and the router is reachable (the config was valid,
+/// or the process would not be running).
+pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let (services, db_ok, router_ok) = checks(&app).await;
+    let ready = db_ok && router_ok;
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({"ready": ready, "services": services}))).into_response()
+}
+
+pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let m = &app.ctx.metrics;
+    m.set_gauge(
+        "beacon_runner_jobs_running",
+        Vec::new(),
+        app.ctx.jobs.len() as f64,
+    );
+    let breaker = app.ctx.router.breaker.state();
+    for (s, name) in [
+        (crate::router::BreakerState::Closed, "closed"),
+        (crate::router::BreakerState::Open, "open"),
+        (crate::router::BreakerState::HalfOpen, "half_open"),
+    ] {
+        m.set_gauge(
+            "beacon_runner_breaker_state",
+            vec![("state", name.to_string())],
+            f64::from(u8::from(breaker == s)),
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        m.render(),
+    )
+        .into_response()
+}
+
+fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = app.config.admin_token.as_deref() else {
+        return Err(ApiError::NotFound(
+            "diagnostics are disabled: set RUNNER_ADMIN_TOKEN".into(),
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+pub async fn diagnostics(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&app, &headers)?;
+    let (services, _, _) = checks(&app).await;
+    let providers = app.ctx.router.providers(Duration::from_secs(3)).await;
+    let leases = app.ctx.store.leases().await?;
+    // Recent failures grouped by code, one example each.
+    let mut by_code: Vec<(String, u64, Value)> = Vec::new();
+    for status in [ExecutionStatus::Failed, ExecutionStatus::Timeout] {
+        let page = app
+            .ctx
+            .store
+            .list_executions(&ExecutionFilter {
+                status: Some(status),
+                limit: 500,
+                newest_first: true,
+                ..Default::default()
+            })
+            .await?;
+        for e in page.items {
+            let code = e
+                .failure
+                .as_ref()
+                .map_or("UNKNOWN".to_string(), |f| f.code.to_string());
+            match by_code.iter_mut().find(|(c, _, _)| *c == code) {
+                Some((_, n, _)) => *n += 1,
+                None => by_code.push((code, 1, json!({"execution_id": e.id, "job_id": e.job_id, "region": e.region, "model_id": e.model_id, "failure": e.failure}))),
+            }
+        }
+    }
+    by_code.sort_by_key(|(_, n, _)| std::cmp::Reverse(*n));
+    Ok(Json(json!({
+        "config": app.config.summary(),
+        "services": services,
+        "breaker": app.ctx.router.breaker.state(),
+        "router_providers": match providers {
+            Ok(p) => json!(p.providers),
+            Err(f) => json!({"error": f.message}),
+        },
+        "jobs_running_here": app.ctx.jobs.ids(),
+        "leases": leases,
+        "recent_failures_by_code": by_code.into_iter().map(|(code, count, example)| json!({"code": code, "count": count, "example": example})).collect::<Vec<_>>(),
+    })))
+}

@@ -1,0 +1,577 @@
+//! Runner configuration: an optional strict TOML file (`--config`,
+//! `BEACON_RUNNER_CONFIG`) and the environment, which wins. The router URL is required
+//! and may come under the previous deployment's names; two of them disagreeing is an
+//! error. Every error names the key; the binary exits 64 on them. There is no silent
+//! fallback executor.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use beacon_core::duration::parse_duration;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Deserializer};
+
+/// A configuration error naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error at {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Environment names of the router URL, in the order they are reported.
+pub const ROUTER_URL_KEYS: [&str; 3] = ["ROUTER_URL", "HYBRID_ROUTER_URL", "HYBRID_BASE"];
+/// Environment names of the router timeout (seconds).
+pub const ROUTER_TIMEOUT_KEYS: [&str; 3] =
+    ["ROUTER_TIMEOUT", "HYBRID_ROUTER_TIMEOUT", "HYBRID_TIMEOUT"];
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Whether job specs must be signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignaturePolicy {
+    Required,
+    Optional,
+}
+
+/// `[signatures]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignatureConfig {
+    pub policy: SignaturePolicy,
+    /// Base64 public keys allowed to submit; empty = any valid key.
+    pub trusted_keys: Vec<String>,
+    /// How far `metadata.timestamp` may be from now.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_clock_skew: Duration,
+}
+
+impl Default for SignatureConfig {
+    fn default() -> Self {
+        SignatureConfig {
+            policy: SignaturePolicy::Required,
+            trusted_keys: Vec::new(),
+            max_clock_skew: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// `false` makes an API-only instance: it accepts and serves jobs, another
+    /// instance on the same database runs them.
+    pub enabled: bool,
+    /// Router calls in flight from this instance, all jobs together.
+    pub max_concurrency: u32,
+    /// Router calls in flight for one job.
+    pub max_concurrency_per_job: u32,
+    /// Router calls in flight to one region from this instance.
+    pub max_concurrency_per_region: u32,
+    /// Jobs this instance runs at once.
+    pub max_jobs: u32,
+    /// Attempts per execution (first try included) for transient failures.
+    pub max_attempts: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub backoff_base: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub backoff_max: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub lease: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub heartbeat: Duration,
+    /// How often idle instances look for claimable jobs.
+    #[serde(deserialize_with = "de_duration")]
+    pub poll_interval: Duration,
+    /// How long SIGTERM waits for in-flight work to be handed back.
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            enabled: true,
+            max_concurrency: 64,
+            max_concurrency_per_job: 32,
+            max_concurrency_per_region: 32,
+            max_jobs: 8,
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[breaker]`: the circuit breaker on the router client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive router-level failures (unreachable, timeouts, 5xx without an answer)
+    /// that open the breaker.
+    pub failure_threshold: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub open_for: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub max_open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(2),
+            max_open_for: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    router_url: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    router_timeout: Option<Duration>,
+    instance_id: Option<String>,
+    cors_origins: Option<Vec<String>>,
+    /// Job submissions per minute per client address.
+    submissions_per_minute: Option<u32>,
+    #[serde(default)]
+    signatures: SignatureConfig,
+    #[serde(default)]
+    scheduler: SchedulerConfig,
+    #[serde(default)]
+    breaker: BreakerConfig,
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub router_url: reqwest::Url,
+    /// Where the router URL came from (a key name), for the summary.
+    pub router_url_source: String,
+    /// Upper bound of one router call; the spec's provider timeout is usually smaller.
+    pub router_timeout: Duration,
+    pub instance_id: String,
+    pub cors_origins: Vec<String>,
+    pub submissions_per_minute: u32,
+    pub signatures: SignatureConfig,
+    pub scheduler: SchedulerConfig,
+    pub breaker: BreakerConfig,
+    pub admin_token: Option<String>,
+    /// Signs receipts. `None` in the file means "generate one at start" (logged).
+    pub signing_key: Option<SigningKey>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+/// Local development origins the portal runs on, allowed unless `CORS_ORIGINS` says otherwise.
+const DEFAULT_CORS: [&str; 4] = [
+    "http://localhost:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:3000",
+    "http://127.0.0.1:5173",
+];
+
+impl Config {
+    /// Reads the optional file, then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        Config::from_toml(&text, env)
+    }
+
+    pub fn from_toml(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let key = e.span().map_or_else(
+                || "config".to_string(),
+                |s| {
+                    format!(
+                        "line {}",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                },
+            );
+            err(key, e.message().to_string())
+        })?;
+        let env = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        let (router_url_text, router_url_source) = router_url(&env, raw.router_url.as_deref())?;
+        let router_url = reqwest::Url::parse(&router_url_text).map_err(|e| {
+            err(
+                &router_url_source,
+                format!("{router_url_text:?} is not a URL: {e}"),
+            )
+        })?;
+        if !matches!(router_url.scheme(), "http" | "https") {
+            return Err(err(&router_url_source, "must be an http or https URL"));
+        }
+        let router_timeout = match first_env(&env, &ROUTER_TIMEOUT_KEYS)? {
+            Some((key, v)) => Duration::from_secs_f64(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+                    .ok_or_else(|| err(key, format!("{v:?} is not a number of seconds")))?,
+            ),
+            None => raw.router_timeout.unwrap_or(Duration::from_secs(660)),
+        };
+
+        let listen_text = raw.listen.unwrap_or_else(|| "0.0.0.0:8080".into());
+        let mut listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|e| err("listen", format!("{listen_text:?} is not an address: {e}")))?;
+        if let Some(port) = env("PORT") {
+            listen.set_port(
+                port.parse()
+                    .map_err(|_| err("PORT", format!("{port:?} is not a port")))?,
+            );
+        }
+        let database_url = env("DATABASE_URL")
+            .or(raw.database_url)
+            .unwrap_or_else(|| "sqlite://beacon.db".into());
+        if !["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
+            return Err(err("DATABASE_URL", "use postgres://… or sqlite://PATH"));
+        }
+        let cors_origins = match env("CORS_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => raw
+                .cors_origins
+                .unwrap_or_else(|| DEFAULT_CORS.iter().map(|s| s.to_string()).collect()),
+        };
+        let signing_key = match env("RUNNER_SIGNING_KEY") {
+            Some(text) => Some(beacon_core::signing::parse_signing_key(&text).map_err(|e| {
+                err(
+                    "RUNNER_SIGNING_KEY",
+                    format!("{e} (base64 of a 32-byte Ed25519 seed; `beacon keygen` makes one)"),
+                )
+            })?),
+            None => None,
+        };
+        for (i, k) in raw.signatures.trusted_keys.iter().enumerate() {
+            beacon_core::signing::parse_public_key(k)
+                .map_err(|e| err(format!("signatures.trusted_keys[{i}]"), e.to_string()))?;
+        }
+        check_scheduler(&raw.scheduler)?;
+        if raw.breaker.failure_threshold == 0 {
+            return Err(err("breaker.failure_threshold", "must be at least 1"));
+        }
+        let instance_id = raw.instance_id.unwrap_or_else(default_instance_id);
+        Ok(Config {
+            listen,
+            database_url,
+            router_url,
+            router_url_source,
+            router_timeout,
+            instance_id,
+            cors_origins,
+            submissions_per_minute: raw.submissions_per_minute.unwrap_or(120),
+            signatures: raw.signatures,
+            scheduler: raw.scheduler,
+            breaker: raw.breaker,
+            admin_token: env("RUNNER_ADMIN_TOKEN"),
+            signing_key,
+        })
+    }
+
+    /// What the runner runs with, safe to log.
+    pub fn summary(&self) -> String {
+        let db = redact_db_url(&self.database_url);
+        format!(
+            "instance={} listen={} database={} router={} (from {}) router_timeout={:?} signatures={:?} trusted_keys={} \
+             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} receipt_key={} cors={}",
+            self.instance_id,
+            self.listen,
+            db,
+            self.router_url,
+            self.router_url_source,
+            self.router_timeout,
+            self.signatures.policy,
+            self.signatures.trusted_keys.len(),
+            self.scheduler.max_concurrency,
+            self.scheduler.max_concurrency_per_job,
+            self.scheduler.max_concurrency_per_region,
+            self.scheduler.max_attempts,
+            self.scheduler.lease,
+            if self.admin_token.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+            if self.signing_key.is_some() {
+                "RUNNER_SIGNING_KEY"
+            } else {
+                "generated at start (set RUNNER_SIGNING_KEY to keep it)"
+            },
+            self.cors_origins.join(","),
+        )
+    }
+}
+
+/// The router URL from `ROUTER_URL` or its aliases, else the file. Two env names set to
+/// different values is an error naming both.
+fn router_url(
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<&str>,
+) -> Result<(String, String), ConfigError> {
+    match first_env(env, &ROUTER_URL_KEYS)? {
+        Some((key, v)) => Ok((v, key.to_string())),
+        None => match file {
+            Some(v) if !v.trim().is_empty() => Ok((v.trim().to_string(), "router_url".into())),
+            _ => Err(err(
+                "ROUTER_URL",
+                "no router URL: set ROUTER_URL (or HYBRID_ROUTER_URL / HYBRID_BASE, or router_url in the config file). \
+                 The runner has no fallback executor.",
+            )),
+        },
+    }
+}
+
+/// The first set variable among `keys`; the others, when set, must agree.
+fn first_env<'k>(
+    env: &dyn Fn(&str) -> Option<String>,
+    keys: &[&'k str],
+) -> Result<Option<(&'k str, String)>, ConfigError> {
+    let set: Vec<(&str, String)> = keys
+        .iter()
+        .filter_map(|k| env(k).map(|v| (*k, v)))
+        .collect();
+    if let Some((k0, v0)) = set.first() {
+        for (k, v) in &set[1..] {
+            if v.trim_end_matches('/') != v0.trim_end_matches('/') {
+                return Err(err(
+                    format!("{k0}/{k}"),
+                    format!("{k0}={v0:?} and {k}={v:?} disagree; set only one"),
+                ));
+            }
+        }
+    }
+    Ok(set.into_iter().next())
+}
+
+fn check_scheduler(s: &SchedulerConfig) -> Result<(), ConfigError> {
+    for (key, v) in [
+        ("scheduler.max_concurrency", s.max_concurrency),
+        (
+            "scheduler.max_concurrency_per_job",
+            s.max_concurrency_per_job,
+        ),
+        (
+            "scheduler.max_concurrency_per_region",
+            s.max_concurrency_per_region,
+        ),
+        ("scheduler.max_jobs", s.max_jobs),
+        ("scheduler.max_attempts", s.max_attempts),
+    ] {
+        if v == 0 {
+            return Err(err(key, "must be at least 1"));
+        }
+    }
+    if s.heartbeat >= s.lease {
+        return Err(err(
+            "scheduler.heartbeat",
+            "must be shorter than scheduler.lease",
+        ));
+    }
+    if s.backoff_max < s.backoff_base {
+        return Err(err(
+            "scheduler.backoff_max",
+            "must be at least backoff_base",
+        ));
+    }
+    Ok(())
+}
+
+fn default_instance_id() -> String {
+    let host = std::env::var("FLY_MACHINE_ID")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "runner".into());
+    let mut bytes = [0u8; 3];
+    let _ = getrandom::fill(&mut bytes);
+    format!("{host}-{}-{}", std::process::id(), hex::encode(bytes))
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_db_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Base64 of a fresh random signing key seed (what `beacon keygen` writes).
+pub fn generate_signing_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    let _ = getrandom::fill(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+/// The standard base64 engine, for callers that print keys.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn router_url_is_required_and_named() {
+        let e = Config::from_toml("", &env_of(&[])).unwrap_err();
+        assert_eq!(e.key, "ROUTER_URL");
+        assert!(e.message.contains("no fallback executor"));
+    }
+
+    #[test]
+    fn aliases_work_and_conflicts_name_both_keys() {
+        let c = Config::from_toml("", &env_of(&[("HYBRID_BASE", "http://r:8000")])).unwrap();
+        assert_eq!(c.router_url.as_str(), "http://r:8000/");
+        assert_eq!(c.router_url_source, "HYBRID_BASE");
+        let same = env_of(&[
+            ("ROUTER_URL", "http://r:8000/"),
+            ("HYBRID_BASE", "http://r:8000"),
+        ]);
+        assert!(Config::from_toml("", &same).is_ok());
+        let e = Config::from_toml(
+            "",
+            &env_of(&[
+                ("ROUTER_URL", "http://a"),
+                ("HYBRID_ROUTER_URL", "http://b"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "ROUTER_URL/HYBRID_ROUTER_URL");
+        let e = Config::from_toml(
+            "",
+            &env_of(&[("ROUTER_URL", "http://a"), ("HYBRID_TIMEOUT", "soon")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "HYBRID_TIMEOUT");
+    }
+
+    #[test]
+    fn defaults_env_overrides_and_strictness() {
+        let c = Config::from_toml(
+            "",
+            &env_of(&[
+                ("ROUTER_URL", "http://r"),
+                ("PORT", "9999"),
+                ("ROUTER_TIMEOUT", "30"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "sqlite://beacon.db");
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.router_timeout, Duration::from_secs(30));
+        assert_eq!(c.signatures.policy, SignaturePolicy::Required);
+        let e =
+            Config::from_toml("colour = 1", &env_of(&[("ROUTER_URL", "http://r")])).unwrap_err();
+        assert!(e.key.starts_with("line"));
+        let e = Config::from_toml(
+            "",
+            &env_of(&[("ROUTER_URL", "http://r"), ("DATABASE_URL", "mysql://x")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "DATABASE_URL");
+        let e = Config::from_toml(
+            "",
+            &env_of(&[("ROUTER_URL", "http://r"), ("RUNNER_SIGNING_KEY", "nope")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "RUNNER_SIGNING_KEY");
+        let e = Config::from_toml(
+            "[scheduler]\nheartbeat = \"1m\"",
+            &env_of(&[("ROUTER_URL", "http://r")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "scheduler.heartbeat");
+    }
+
+    #[test]
+    fn the_deploy_example_is_valid() {
+        let text = include_str!("../../../deploy/runner.example.toml");
+        let c = Config::from_toml(text, &env_of(&[("ROUTER_URL", "http://r")])).unwrap();
+        assert_eq!(c.scheduler.max_concurrency_per_region, 6);
+    }
+
+    #[test]
+    fn summary_has_no_secrets() {
+        let c = Config::from_toml(
+            "",
+            &env_of(&[
+                ("ROUTER_URL", "http://r"),
+                ("DATABASE_URL", "postgres://u:hunter2@db/beacon"),
+                ("RUNNER_ADMIN_TOKEN", "tok-123"),
+            ]),
+        )
+        .unwrap();
+        let s = c.summary();
+        assert!(!s.contains("hunter2") && !s.contains("tok-123"), "{s}");
+        assert!(s.contains("postgres://u:***@db/beacon"));
+    }
+}

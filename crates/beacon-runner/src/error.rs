@@ -1,0 +1,108 @@
+//! The runner's one error enum: every variant maps to an HTTP status and an
+//! `error_code`, and renders as `{error, error_code, details, request_id}` (a 404's
+//! text starts with `404:`, which the portal matches).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use beacon_core::spec::SpecError;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A job spec rule (code and status from beacon-core).
+    #[error("{0}")]
+    Spec(SpecError),
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("404: {0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("too many submissions from this address; try again in {0} s")]
+    RateLimited(u64),
+    #[error("missing or wrong admin token")]
+    Unauthorized,
+    #[error("{0}")]
+    RouterUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Spec(e) => {
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RouterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Spec(e) => e.error_code(),
+            ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Forbidden(_) => "UNTRUSTED_KEY",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::RouterUnavailable(_) => "ROUTER_UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::Spec(e) => json!({"field": e.field}),
+            ApiError::BadRequest { details, .. } => details.clone(),
+            _ => Value::Null,
+        }
+    }
+}
+
+impl From<beacon_store::StoreError> for ApiError {
+    fn from(e: beacon_store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut id = [0u8; 8];
+        let _ = getrandom::fill(&mut id);
+        let body = json!({
+            "error": self.to_string(),
+            "error_code": self.code(),
+            "details": self.details(),
+            "request_id": hex::encode(id),
+        });
+        (self.status(), Json(body)).into_response()
+    }
+}

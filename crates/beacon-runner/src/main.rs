@@ -1,0 +1,121 @@
+//! The `beacon-runner` binary: `serve` (default) prints the `listening on` line and
+//! runs until SIGTERM/Ctrl-C (work in flight is handed back); `migrate` applies the
+//! migrations and exits. A configuration error exits 64 naming the key.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use beacon_runner::{Application, Config};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "beacon-runner", version, about = "Beacon's durable job runner")]
+struct Args {
+    /// TOML configuration file (optional; the environment wins).
+    #[arg(long, env = "BEACON_RUNNER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Listen address (PORT still overrides the port).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and run jobs (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    let mut config = match Config::load(args.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("beacon-runner: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    if let Some(listen) = &args.listen {
+        match listen.parse() {
+            Ok(addr) => config.listen = addr,
+            Err(e) => {
+                eprintln!("beacon-runner: configuration error at --listen: {listen:?}: {e}");
+                return ExitCode::from(64);
+            }
+        }
+        if let Some(port) = env("PORT").and_then(|p| p.parse().ok()) {
+            config.listen.set_port(port);
+        }
+    }
+    if let Some(Command::Migrate) = args.command {
+        return match beacon_store::connect(&config.database_url).await {
+            Ok(_) => {
+                println!(
+                    "migrations applied to {}",
+                    beacon_runner::config::redact_db_url(&config.database_url)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("beacon-runner: migrate failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    tracing::info!("configuration: {}", config.summary());
+    let app = match Application::build(config).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("beacon-runner: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", app.url());
+    let _ = std::io::stdout().flush();
+    let token = CancellationToken::new();
+    let run = app.run(token.clone());
+    tokio::pin!(run);
+    let result = tokio::select! {
+        r = &mut run => r,
+        () = wait_for_signal() => {
+            tracing::info!("signal received: handing in-flight work back");
+            token.cancel();
+            run.await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("beacon-runner: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

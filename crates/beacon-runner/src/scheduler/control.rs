@@ -1,0 +1,119 @@
+//! Per-job control: the job's cancellation token, why it was stopped, and how many of
+//! its router calls are in flight (the cancel route waits for them to close before it
+//! answers, so no call outlives the acknowledgement).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Why a job's token was cancelled. No reason recorded = the process is shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    UserCancel,
+    /// `min_success_rate` can no longer be reached.
+    EarlyStop,
+    Deadline,
+    LeaseLost,
+}
+
+pub struct JobControl {
+    pub job_id: String,
+    pub token: CancellationToken,
+    reason: OnceLock<StopReason>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts one router call in flight while alive.
+pub struct CallGuard<'a>(&'a JobControl);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl JobControl {
+    /// Records the first reason and cancels the token.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.get().copied()
+    }
+
+    pub fn call(&self) -> CallGuard<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        CallGuard(self)
+    }
+
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits until no router call of this job is in flight, at most `limit`.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.idle.notified();
+            if self.calls_in_flight() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.calls_in_flight() == 0;
+            }
+        }
+    }
+}
+
+/// The jobs this instance is running.
+#[derive(Default)]
+pub struct Registry {
+    jobs: Mutex<HashMap<String, Arc<JobControl>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobControl>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, job_id: &str, token: CancellationToken) -> Arc<JobControl> {
+        let control = Arc::new(JobControl {
+            job_id: job_id.to_string(),
+            token,
+            reason: OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        });
+        self.lock().insert(job_id.to_string(), control.clone());
+        control
+    }
+
+    pub fn get(&self, job_id: &str) -> Option<Arc<JobControl>> {
+        self.lock().get(job_id).cloned()
+    }
+
+    pub fn remove(&self, job_id: &str) {
+        self.lock().remove(job_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+}

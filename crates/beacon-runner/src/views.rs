@@ -1,0 +1,111 @@
+//! JSON shapes the API serves for jobs and executions: the native fields plus the
+//! aliases the portal reads (portal-contract.md), so one shape serves both.
+
+use beacon_core::status::{Classification, ExecutionCounts, ExecutionStatus};
+use beacon_store::{ExecutionRecord, JobRecord};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+fn ts(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| {
+        Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    })
+}
+
+/// Progress numbers of a job.
+pub fn progress(c: &ExecutionCounts) -> Value {
+    let total = c.total();
+    let done = c.terminal();
+    json!({
+        "total": total, "pending": c.pending, "running": c.running, "retrying": c.retrying,
+        "completed": c.completed, "failed": c.failed, "timeout": c.timeout, "cancelled": c.cancelled,
+        "done": done,
+        "percent": if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 },
+    })
+}
+
+/// The stored spec, parsed back (it was valid JSON when accepted).
+pub fn spec_value(job: &JobRecord) -> Value {
+    serde_json::from_str(&job.spec_json).unwrap_or(Value::Null)
+}
+
+/// A job summary (lists) or, with `spec`, the full record.
+pub fn job(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> Value {
+    let mut v = json!({
+        "id": job.id,
+        "job_id": job.id,
+        "status": job.status.as_str(),
+        "benchmark": {"name": job.benchmark},
+        "created_at": ts(Some(job.created_at)),
+        "started_at": ts(job.started_at),
+        "finished_at": ts(job.finished_at),
+        "failure_reason": job.failure_reason,
+        "failure_message": job.failure_message,
+        "total_executions": job.total,
+        "min_success_rate": job.min_success_rate,
+        "cancel_requested_at": ts(job.cancel_requested_at),
+        "progress": progress(counts),
+    });
+    if with_spec {
+        v["job"] = spec_value(job);
+    }
+    v
+}
+
+/// One execution with the fields native clients and the portal read.
+pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
+    let response = e.response.clone().unwrap_or_default();
+    let classification = e.classification.map(Classification::as_str);
+    let mut output = e.output.clone().unwrap_or_else(|| json!({}));
+    if let Value::Object(map) = &mut output {
+        map.entry("response").or_insert_with(|| json!(e.response));
+    }
+    let (error, error_code) = match &e.failure {
+        // A cancelled row explains itself, but is not shown as an error.
+        Some(f) if e.status != ExecutionStatus::Cancelled => {
+            (json!(f.message), json!(f.code.as_str()))
+        }
+        _ => (Value::Null, Value::Null),
+    };
+    json!({
+        "id": e.id,
+        "execution_id": e.id,
+        "job_id": e.job_id,
+        "question_id": e.question_id,
+        "model_id": e.model_id,
+        "region": e.region,
+        "run_index": e.run_index,
+        "status": e.status.as_str(),
+        "classification": classification,
+        "response_classification": classification,
+        "is_substantive": e.classification == Some(Classification::Substantive),
+        "is_content_refusal": e.classification == Some(Classification::ContentRefusal),
+        "response_length": response.chars().count(),
+        "provider_id": e.provider_id,
+        "created_at": ts(Some(e.created_at)),
+        "started_at": ts(e.started_at),
+        "completed_at": ts(e.completed_at),
+        "next_attempt_at": ts(e.next_attempt_at),
+        "latency_ms": e.latency_ms,
+        "attempts": e.attempt_count,
+        "retry_count": e.attempt_count.saturating_sub(1),
+        "max_retries": max_attempts.saturating_sub(1),
+        "output": output,
+        "failure": e.failure,
+        "cancellation": if e.status == ExecutionStatus::Cancelled { json!(e.failure) } else { Value::Null },
+        "error": error,
+        "error_code": error_code,
+        "has_receipt": e.receipt.is_some(),
+    })
+}
+
+/// The details view (`/executions/{id}/details`): the execution plus `output_data`,
+/// `model` and `receipt`, which the portal's detail page reads.
+pub fn execution_details(e: &ExecutionRecord, max_attempts: u32, attempts: Value) -> Value {
+    let mut v = execution(e, max_attempts);
+    v["output_data"] = v["output"].clone();
+    v["model"] = json!(e.model_id);
+    v["receipt"] = e.receipt.clone().unwrap_or(Value::Null);
+    v["attempt_history"] = attempts;
+    v
+}
