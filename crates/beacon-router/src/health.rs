@@ -337,8 +337,9 @@ impl Health {
 /// "HTTP 404: modal-http: invalid function call" style one-liner of a failure.
 pub fn failure_summary(f: &Failure) -> String {
     match f.http_status {
-        Some(s) => format!("{} HTTP {s}: {}", f.code, f.message),
-        None => format!("{}: {}", f.code, f.message),
+        // Provider HTTP failures already start with "HTTP 404: …".
+        Some(s) if !f.message.starts_with("HTTP ") => format!("{} HTTP {s}: {}", f.code, f.message),
+        _ => format!("{}: {}", f.code, f.message),
     }
 }
 

@@ -58,7 +58,7 @@ pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
     let classification = e.classification.map(Classification::as_str);
     let mut output = e.output.clone().unwrap_or_else(|| json!({}));
     if let Value::Object(map) = &mut output {
-        map.entry("response").or_insert_with(|| json!(e.response));
+        map.insert("response".into(), json!(e.response));
     }
     let (error, error_code) = match &e.failure {
         // A cancelled row explains itself, but is not shown as an error.

@@ -53,10 +53,13 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
         (true, false) => "degraded",
         _ => "unhealthy",
     };
-    Json(
-        json!({"status": status, "services": services, "version": env!("CARGO_PKG_VERSION"),
-                "instance": app.config.instance_id, "uptime_seconds": app.started.elapsed().as_secs()}),
-    )
+    // Clients verifying receipts offline (`beacon verify`) compare against this key.
+    let receipt_key = beacon_core::signing::encode_public_key(&app.ctx.signing_key.verifying_key());
+    Json(json!({
+        "status": status, "services": services, "version": env!("CARGO_PKG_VERSION"),
+        "instance": app.config.instance_id, "uptime_seconds": app.started.elapsed().as_secs(),
+        "receipt_public_key": receipt_key,
+    }))
 }
 
 pub async fn livez() -> Json<Value> {

@@ -258,8 +258,9 @@ async fn finish_answer(
     let now = Utc::now();
     let status = ExecutionStatus::Completed;
     let meta = &answer.metadata;
+    // The answer text lives in the `response` column only (one copy, the one the
+    // receipt hashes); `output` holds its provenance.
     let output = json!({
-        "response": text,
         "provider_id": answer.provider_used,
         "provider_type": meta.provider_type,
         "region": meta.region,
