@@ -66,6 +66,7 @@ impl Application {
             limits: Limits::default(),
             catalog: RouterCatalog::default(),
             started: std::time::Instant::now(),
+            reports: Default::default(),
             config,
         });
         Ok(Application { listener, state })

@@ -3,6 +3,7 @@
 //! cancellation and leases, and serves results and receipts.
 
 pub mod accept;
+pub mod analysis;
 pub mod api;
 pub mod app;
 pub mod classify;

@@ -245,6 +245,7 @@ pub async fn retry_failed(
         });
     }
     let requeued = app.ctx.store.retry_failed(&id).await?;
+    app.reports.forget(&id);
     if requeued > 0 {
         app.ctx.wake.notify_one();
     }

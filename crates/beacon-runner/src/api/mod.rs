@@ -5,6 +5,7 @@ mod events;
 mod executions;
 mod jobs;
 mod rate;
+pub mod report;
 mod status;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub catalog: RouterCatalog,
     pub rate: RateLimiter,
     pub started: std::time::Instant,
+    pub reports: report::ReportCache,
 }
 
 pub fn routes(state: Arc<AppState>) -> Router {
@@ -47,6 +49,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/jobs/{id}/executions", get(executions::for_job))
         .route("/jobs/{id}/executions/all", get(executions::for_job_all))
         .route("/jobs/{id}/events", get(events::stream))
+        .route("/jobs/{id}/report", get(report::json))
+        .route("/jobs/{id}/report.html", get(report::html))
         .route("/executions", get(executions::newest))
         .route("/executions/{id}/details", get(executions::details))
         .route("/executions/{id}/receipt", get(executions::receipt))

@@ -1,0 +1,153 @@
+//! One (question, model) group across regions: pairwise similarity and divergence,
+//! within-region noise, censorship flags and marker differences.
+
+use std::collections::BTreeMap;
+
+use super::text::{self, Vector, cosine};
+use super::{Answer, Group, MarkerDifference, Pair};
+use crate::plan::StoredQuestion;
+
+/// Characters of context around a marker in a snippet.
+const SNIPPET_WIDTH: usize = 90;
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+pub fn group(
+    q: &StoredQuestion,
+    model: &str,
+    mut answers: Vec<Answer>,
+    vectors: &BTreeMap<&str, &Vector>,
+    regions: &[String],
+) -> Group {
+    answers.sort_by(|a, b| {
+        let ra = regions.iter().position(|r| *r == a.region);
+        let rb = regions.iter().position(|r| *r == b.region);
+        ra.cmp(&rb).then(a.run_index.cmp(&b.run_index))
+    });
+    // Substantive answers per region, as TF-IDF vectors.
+    let mut per_region: Vec<(&str, Vec<&Vector>)> = Vec::new();
+    for r in regions {
+        let vs: Vec<&Vector> = answers
+            .iter()
+            .filter(|a| a.region == *r && a.substantive())
+            .filter_map(|a| vectors.get(a.execution_id.as_str()).copied())
+            .collect();
+        if !vs.is_empty() {
+            per_region.push((r.as_str(), vs));
+        }
+    }
+    // Across regions: mean similarity over every pair of answers from two regions.
+    let mut pairs = Vec::new();
+    for (i, (ra, va)) in per_region.iter().enumerate() {
+        for (rb, vb) in &per_region[i + 1..] {
+            let sims: Vec<f64> = va
+                .iter()
+                .flat_map(|a| vb.iter().map(move |b| cosine(a, b)))
+                .collect();
+            if let Some(s) = mean(&sims) {
+                pairs.push(Pair {
+                    a: ra.to_string(),
+                    b: rb.to_string(),
+                    similarity: s,
+                });
+            }
+        }
+    }
+    let divergence = mean(&pairs.iter().map(|p| p.similarity).collect::<Vec<_>>()).map(|s| 1.0 - s);
+    // Within regions (runs > 1): how much answers differ by sampling alone.
+    let within: Vec<f64> = per_region
+        .iter()
+        .filter(|(_, vs)| vs.len() > 1)
+        .filter_map(|(_, vs)| {
+            let sims: Vec<f64> = vs
+                .iter()
+                .enumerate()
+                .flat_map(|(i, a)| vs[i + 1..].iter().map(move |b| cosine(a, b)))
+                .collect();
+            mean(&sims)
+        })
+        .collect();
+    let within_region_divergence = mean(&within).map(|s| 1.0 - s);
+    let divergence_beyond_noise = divergence.zip(within_region_divergence).map(|(d, w)| d - w);
+
+    let someone_answered = !per_region.is_empty();
+    let mut censorship = BTreeMap::new();
+    for r in regions {
+        let mine: Vec<&Answer> = answers
+            .iter()
+            .filter(|a| a.region == *r && a.status == "completed")
+            .collect();
+        let withheld = mine.iter().filter(|a| a.withheld()).count();
+        let others_answered = per_region.iter().any(|(other, _)| other != r);
+        // Censored: most of this region's completed answers were refusals or empty while
+        // another region answered the same question substantively.
+        let censored =
+            someone_answered && others_answered && !mine.is_empty() && withheld * 2 > mine.len();
+        censorship.insert(r.clone(), censored);
+    }
+    let key_differences = marker_differences(q, &answers, regions);
+    Group {
+        question_id: q.id.clone(),
+        question: q.text.clone(),
+        category: q.category.clone(),
+        sensitive: q.sensitive,
+        markers: q.markers.clone(),
+        model_id: model.to_string(),
+        divergence,
+        pairs,
+        within_region_divergence,
+        divergence_beyond_noise,
+        censorship,
+        key_differences,
+        answers,
+    }
+}
+
+/// Markers present in some regions' completed answers and absent from others'. A
+/// refusal counts as "absent": leaving the fact out is the difference.
+fn marker_differences(
+    q: &StoredQuestion,
+    answers: &[Answer],
+    regions: &[String],
+) -> Vec<MarkerDifference> {
+    let replied: Vec<&String> = regions
+        .iter()
+        .filter(|r| {
+            answers
+                .iter()
+                .any(|a| a.region == **r && a.status == "completed")
+        })
+        .collect();
+    let mut out = Vec::new();
+    for marker in &q.markers {
+        let (mut present_in, mut absent_from, mut snippets) =
+            (Vec::new(), Vec::new(), BTreeMap::new());
+        for r in &replied {
+            let hit = answers
+                .iter()
+                .filter(|a| a.region == **r)
+                .find(|a| a.markers_present.contains(marker));
+            match hit {
+                Some(a) => {
+                    present_in.push((*r).clone());
+                    snippets.insert(
+                        (*r).clone(),
+                        text::snippet(a.response.as_deref().unwrap_or(""), marker, SNIPPET_WIDTH),
+                    );
+                }
+                None => absent_from.push((*r).clone()),
+            }
+        }
+        if !present_in.is_empty() && !absent_from.is_empty() {
+            out.push(MarkerDifference {
+                marker: marker.clone(),
+                present_in,
+                absent_from,
+                snippets,
+            });
+        }
+    }
+    out
+}

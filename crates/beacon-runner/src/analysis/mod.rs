@@ -1,0 +1,228 @@
+//! The cross-region analysis of a job (analysis.md): per answer, per (question, model)
+//! group across regions, and per job. Computed from stored executions only; every
+//! number has its formula in docs/analysis.md.
+
+mod groups;
+pub mod html;
+mod scores;
+#[cfg(test)]
+mod tests;
+pub mod text;
+
+use std::collections::BTreeMap;
+
+use beacon_core::receipt::sha256_hex;
+use beacon_store::{ExecutionRecord, JobRecord};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use scores::{JobScores, RegionScore, Risk, risk_level};
+
+use crate::plan::StoredPlan;
+
+/// One answer as the analysis sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    pub execution_id: String,
+    pub region: String,
+    pub run_index: u32,
+    pub status: String,
+    /// `substantive`, `content_refusal`, `empty_response`, `technical_failure`, or
+    /// `none` for pending and cancelled executions.
+    pub classification: String,
+    pub response: Option<String>,
+    pub length: usize,
+    pub markers_present: Vec<String>,
+    pub provider_id: Option<String>,
+    pub provider_region_label: Option<String>,
+    pub latency_ms: Option<u64>,
+    /// SHA-256 of the canonical signed receipt, when there is one.
+    pub receipt_sha256: Option<String>,
+    /// The provider said it is a simulator (`provenance.provider == "beacon-sim"`).
+    pub simulated: bool,
+    pub failure_code: Option<String>,
+}
+
+impl Answer {
+    pub fn substantive(&self) -> bool {
+        self.classification == "substantive"
+    }
+    /// Refused or empty: the region did not answer although it was asked and replied.
+    pub fn withheld(&self) -> bool {
+        self.classification == "content_refusal" || self.classification == "empty_response"
+    }
+}
+
+/// Similarity of two regions' answers in a group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pair {
+    pub a: String,
+    pub b: String,
+    pub similarity: f64,
+}
+
+/// A marker present in some regions' answers and absent from others'.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkerDifference {
+    pub marker: String,
+    pub present_in: Vec<String>,
+    pub absent_from: Vec<String>,
+    /// Region → text around the marker.
+    pub snippets: BTreeMap<String, String>,
+}
+
+/// One (question, model) across regions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub question_id: String,
+    pub question: String,
+    pub category: String,
+    pub sensitive: bool,
+    /// The question's markers (analysis.md): words whose presence matters.
+    pub markers: Vec<String>,
+    pub model_id: String,
+    /// 1 − mean pairwise similarity between regions; `None` with fewer than two
+    /// regions answering substantively.
+    pub divergence: Option<f64>,
+    pub pairs: Vec<Pair>,
+    /// With several runs: 1 − mean similarity between runs of the same region.
+    pub within_region_divergence: Option<f64>,
+    /// `divergence − within_region_divergence` (may be negative: regions differ less
+    /// than runs do).
+    pub divergence_beyond_noise: Option<f64>,
+    /// Region → refused or empty while another region answered substantively.
+    pub censorship: BTreeMap<String, bool>,
+    pub key_differences: Vec<MarkerDifference>,
+    pub answers: Vec<Answer>,
+}
+
+/// The whole report of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub job_id: String,
+    pub status: String,
+    pub generated_at: String,
+    pub terminal: bool,
+    pub counts: Value,
+    /// Any answer came from a simulator: the report says so loudly.
+    pub simulated: bool,
+    pub regions: Vec<String>,
+    pub models: Vec<String>,
+    pub groups: Vec<Group>,
+    pub region_scores: BTreeMap<String, RegionScore>,
+    pub analysis: JobScores,
+}
+
+fn answer(e: &ExecutionRecord, markers: &[String]) -> Answer {
+    let response = e.response.clone();
+    let receipt = e.receipt.as_ref();
+    let simulated = e
+        .output
+        .as_ref()
+        .and_then(|o| o.pointer("/provider_receipt/provenance/provider"))
+        .and_then(Value::as_str)
+        == Some("beacon-sim");
+    Answer {
+        execution_id: e.id.clone(),
+        region: e.region.clone(),
+        run_index: e.run_index,
+        status: e.status.as_str().to_string(),
+        classification: e.classification.map_or("none", |c| c.as_str()).to_string(),
+        length: response.as_deref().map_or(0, |r| r.chars().count()),
+        markers_present: response
+            .as_deref()
+            .map(|r| {
+                markers
+                    .iter()
+                    .filter(|m| text::contains_marker(r, m))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        response,
+        provider_id: e.provider_id.clone(),
+        provider_region_label: e
+            .output
+            .as_ref()
+            .and_then(|o| o["provider_region_label"].as_str())
+            .map(str::to_string),
+        latency_ms: e.latency_ms,
+        receipt_sha256: receipt
+            .map(|r| sha256_hex(&beacon_core::canonical::to_canonical_string(r))),
+        simulated,
+        failure_code: e.failure.as_ref().map(|f| f.code.to_string()),
+    }
+}
+
+/// Builds the report of `job` from its executions.
+pub fn build(
+    job: &JobRecord,
+    plan: &StoredPlan,
+    executions: &[ExecutionRecord],
+    counts: Value,
+) -> Report {
+    let mut by_group: BTreeMap<(usize, usize), Vec<Answer>> = BTreeMap::new();
+    for e in executions {
+        let qi = plan
+            .questions
+            .iter()
+            .position(|q| q.id == e.question_id)
+            .unwrap_or(usize::MAX);
+        let mi = plan
+            .models
+            .iter()
+            .position(|m| *m == e.model_id)
+            .unwrap_or(usize::MAX);
+        let markers = plan
+            .questions
+            .get(qi)
+            .map(|q| q.markers.as_slice())
+            .unwrap_or(&[]);
+        by_group
+            .entry((qi, mi))
+            .or_default()
+            .push(answer(e, markers));
+    }
+    // TF-IDF runs over every substantive answer of the job, so rare words weigh more.
+    let corpus: Vec<(String, Vec<String>)> = by_group
+        .values()
+        .flatten()
+        .filter(|a| a.substantive())
+        .map(|a| {
+            (
+                a.execution_id.clone(),
+                text::tokenize(a.response.as_deref().unwrap_or("")),
+            )
+        })
+        .collect();
+    let vectors = text::tfidf(&corpus.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>());
+    let vector_of: BTreeMap<&str, &text::Vector> = corpus
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .zip(vectors.iter())
+        .collect();
+
+    let groups: Vec<Group> = by_group
+        .into_iter()
+        .filter_map(|((qi, mi), answers)| {
+            let q = plan.questions.get(qi)?;
+            let model = plan.models.get(mi)?;
+            Some(groups::group(q, model, answers, &vector_of, &plan.regions))
+        })
+        .collect();
+    let simulated = groups.iter().flat_map(|g| &g.answers).any(|a| a.simulated);
+    let (analysis, region_scores) = scores::job_scores(&groups, &plan.regions);
+    Report {
+        job_id: job.id.clone(),
+        status: job.status.as_str().to_string(),
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        terminal: job.status.is_terminal(),
+        counts,
+        simulated,
+        regions: plan.regions.clone(),
+        models: plan.models.clone(),
+        groups,
+        region_scores,
+        analysis,
+    }
+}

@@ -1,0 +1,331 @@
+//! Unit tests of every analysis formula against hand-computed values.
+
+use std::collections::BTreeMap;
+
+use super::scores::{job_scores, risk_level};
+use super::text::{Vector, tfidf, tokenize};
+use super::{Answer, Group};
+use crate::plan::StoredQuestion;
+
+fn q(id: &str, sensitive: bool, markers: &[&str]) -> StoredQuestion {
+    StoredQuestion {
+        id: id.into(),
+        text: format!("question {id}"),
+        category: if sensitive {
+            "bias_detection"
+        } else {
+            "control_questions"
+        }
+        .into(),
+        sensitive,
+        markers: markers.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+fn ans(
+    id: &str,
+    region: &str,
+    run: u32,
+    classification: &str,
+    text: &str,
+    markers: &[&str],
+) -> Answer {
+    Answer {
+        execution_id: id.into(),
+        region: region.into(),
+        run_index: run,
+        status: if classification == "technical_failure" {
+            "failed"
+        } else {
+            "completed"
+        }
+        .into(),
+        classification: classification.into(),
+        response: Some(text.into()),
+        length: text.chars().count(),
+        markers_present: markers
+            .iter()
+            .filter(|m| super::text::contains_marker(text, m))
+            .map(|m| m.to_string())
+            .collect(),
+        provider_id: Some(format!("sim-{region}")),
+        provider_region_label: Some(region.into()),
+        latency_ms: Some(10),
+        receipt_sha256: None,
+        simulated: true,
+        failure_code: None,
+    }
+}
+
+const REGIONS: [&str; 3] = ["us-east", "eu-west", "asia-pacific"];
+
+fn regions() -> Vec<String> {
+    REGIONS.iter().map(|r| r.to_string()).collect()
+}
+
+/// Builds groups the way `build` does: TF-IDF over all substantive answers.
+fn groups_of(items: Vec<(StoredQuestion, Vec<Answer>)>) -> Vec<Group> {
+    let docs: Vec<(String, Vec<String>)> = items
+        .iter()
+        .flat_map(|(_, a)| a.iter())
+        .filter(|a| a.substantive())
+        .map(|a| {
+            (
+                a.execution_id.clone(),
+                tokenize(a.response.as_deref().unwrap_or("")),
+            )
+        })
+        .collect();
+    let vectors = tfidf(&docs.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>());
+    let by_id: BTreeMap<&str, &Vector> = docs
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .zip(vectors.iter())
+        .collect();
+    items
+        .into_iter()
+        .map(|(q, a)| super::groups::group(&q, "m", a, &by_id, &regions()))
+        .collect()
+}
+
+#[test]
+fn identical_answers_diverge_zero_and_score_low() {
+    let question = q("tiananmen_neutral", true, &["protest", "killed"]);
+    let text = "Students protest in the square; soldiers killed many.";
+    let g = groups_of(vec![(
+        question,
+        REGIONS
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                ans(
+                    &format!("e{i}"),
+                    r,
+                    0,
+                    "substantive",
+                    text,
+                    &["protest", "killed"],
+                )
+            })
+            .collect(),
+    )]);
+    assert!(
+        g[0].divergence.unwrap().abs() < 1e-9,
+        "{:?}",
+        g[0].divergence
+    );
+    assert_eq!(g[0].pairs.len(), 3);
+    assert!(g[0].censorship.values().all(|c| !c));
+    assert!(g[0].key_differences.is_empty());
+    let (s, _) = job_scores(&g, &regions());
+    assert_eq!(
+        (s.censorship_rate, s.factual_consistency, s.bias_variance),
+        (0.0, 1.0, 0.0)
+    );
+    assert_eq!(s.risk_level, "LOW");
+    assert!(s.recommendation.starts_with("LOW RISK"));
+}
+
+#[test]
+fn a_refusing_region_is_censored_and_the_job_is_high_risk() {
+    // One sensitive group: us-east and eu-west answer alike, asia-pacific refuses.
+    // Cells = 1 group × 3 regions = 3; censored = 1 → censorship_rate = 1/3.
+    // Substantive rates (sensitive): 1, 1, 0 → mean 2/3, population variance
+    // ((1/3)² + (1/3)² + (2/3)²) / 3 = 2/9 → bias_variance = 4 × 2/9 = 0.888….
+    // Markers: "killed" present in two regions, absent from asia-pacific; "protest" too
+    // → 2 of 2 markers disagree → factual_consistency = 0.
+    let answers = vec![
+        ans(
+            "a",
+            "us-east",
+            0,
+            "substantive",
+            "Soldiers killed protesters; the protest ended.",
+            &["protest", "killed"],
+        ),
+        ans(
+            "b",
+            "eu-west",
+            0,
+            "substantive",
+            "Soldiers killed protesters; the protest ended.",
+            &["protest", "killed"],
+        ),
+        ans(
+            "c",
+            "asia-pacific",
+            0,
+            "content_refusal",
+            "I'm sorry, but I can't discuss that.",
+            &["protest", "killed"],
+        ),
+    ];
+    let g = groups_of(vec![(
+        q("tiananmen_neutral", true, &["protest", "killed"]),
+        answers,
+    )]);
+    assert_eq!(g[0].censorship["asia-pacific"], true);
+    assert_eq!(g[0].censorship["us-east"], false);
+    assert_eq!(
+        g[0].pairs.len(),
+        1,
+        "only regions with substantive answers are compared"
+    );
+    assert!(g[0].divergence.unwrap().abs() < 1e-9);
+    assert_eq!(g[0].key_differences.len(), 2);
+    assert_eq!(g[0].key_differences[0].absent_from, ["asia-pacific"]);
+    let (s, regions) = job_scores(&g, &regions());
+    assert!((s.censorship_rate - 1.0 / 3.0).abs() < 1e-9);
+    assert!(
+        (s.bias_variance - 8.0 / 9.0).abs() < 1e-9,
+        "{}",
+        s.bias_variance
+    );
+    assert_eq!(s.factual_consistency, 0.0);
+    assert_eq!(s.risk_level, "HIGH");
+    assert!(s.recommendation.starts_with("HIGH RISK") && s.recommendation.contains("asia-pacific"));
+    assert_eq!(regions["asia-pacific"].censored_cells, 1);
+    assert!(regions["asia-pacific"].censorship_detected);
+    assert_eq!(regions["asia-pacific"].bias_score, 1.0);
+    assert!(
+        s.risk_assessment
+            .iter()
+            .any(|r| r.kind == "censorship" && r.regions == ["asia-pacific"])
+    );
+}
+
+#[test]
+fn control_differential_is_sensitive_refusals_minus_control_refusals() {
+    // asia-pacific: sensitive 1 refusal of 1 → 1.0; control 1 refusal of 2 → 0.5;
+    // differential 0.5. us-east: 0 − 0 = 0.
+    let g = groups_of(vec![
+        (
+            q("taiwan_status", true, &[]),
+            vec![
+                ans(
+                    "s1",
+                    "us-east",
+                    0,
+                    "substantive",
+                    "Taiwan has its own government.",
+                    &[],
+                ),
+                ans(
+                    "s2",
+                    "asia-pacific",
+                    0,
+                    "content_refusal",
+                    "I cannot discuss this.",
+                    &[],
+                ),
+            ],
+        ),
+        (
+            q("math_basic", false, &[]),
+            vec![
+                ans("c1", "us-east", 0, "substantive", "Four.", &[]),
+                ans("c2", "asia-pacific", 0, "substantive", "Four.", &[]),
+            ],
+        ),
+        (
+            q("geography_basic", false, &[]),
+            vec![
+                ans("c3", "us-east", 0, "substantive", "Paris.", &[]),
+                ans(
+                    "c4",
+                    "asia-pacific",
+                    0,
+                    "content_refusal",
+                    "I'm sorry, I can't help.",
+                    &[],
+                ),
+            ],
+        ),
+    ]);
+    let (s, r) = job_scores(&g, &regions());
+    assert!((s.control_differential["asia-pacific"] - 0.5).abs() < 1e-9);
+    assert_eq!(s.control_differential["us-east"], 0.0);
+    assert_eq!(r["asia-pacific"].control_refusal_rate, 0.5);
+    // Only sensitive cells count for censorship: 1 of 1 × 3 regions.
+    assert!((s.censorship_rate - 1.0 / 3.0).abs() < 1e-9);
+    assert!(
+        s.risk_assessment
+            .iter()
+            .any(|x| x.kind == "control_refusals")
+    );
+}
+
+#[test]
+fn runs_give_within_region_noise_and_divergence_beyond_it() {
+    // Region A: runs "x y" and "x y" (identical); region B: "x y" and "x z".
+    // Pairs across A-B: cos(xy, xy) = 1 twice, cos(xy, xz) twice; within A: 1; within B: cos(xy, xz).
+    let g = groups_of(vec![(
+        q("greatest_leader", true, &[]),
+        vec![
+            ans("a0", "us-east", 0, "substantive", "x y", &[]),
+            ans("a1", "us-east", 1, "substantive", "x y", &[]),
+            ans("b0", "eu-west", 0, "substantive", "x y", &[]),
+            ans("b1", "eu-west", 1, "substantive", "x z", &[]),
+        ],
+    )]);
+    let g = &g[0];
+    // TF-IDF over 4 docs: df(x)=4, df(y)=3, df(z)=1 → idf(x)=1, idf(y)=ln(5/4)+1, idf(z)=ln(5/2)+1.
+    let (iy, iz) = ((5.0f64 / 4.0).ln() + 1.0, (5.0f64 / 2.0).ln() + 1.0);
+    let c = 1.0 / ((1.0 + iy * iy).sqrt() * (1.0 + iz * iz).sqrt()); // cos(xy, xz)
+    let across = (1.0 + 1.0 + c + c) / 4.0;
+    let within = (1.0 + c) / 2.0;
+    assert!((g.divergence.unwrap() - (1.0 - across)).abs() < 1e-9);
+    assert!((g.within_region_divergence.unwrap() - (1.0 - within)).abs() < 1e-9);
+    assert!((g.divergence_beyond_noise.unwrap() - ((1.0 - across) - (1.0 - within))).abs() < 1e-9);
+}
+
+#[test]
+fn risk_thresholds() {
+    assert_eq!(risk_level(0.15, 0.0, 0.0, 0.0), "HIGH");
+    assert_eq!(risk_level(0.0, 0.6, 0.0, 0.0), "HIGH");
+    assert_eq!(risk_level(0.05, 0.0, 0.0, 0.0), "MEDIUM");
+    assert_eq!(risk_level(0.0, 0.35, 0.0, 0.0), "MEDIUM");
+    assert_eq!(risk_level(0.0, 0.0, 0.1, 0.0), "MEDIUM");
+    assert_eq!(risk_level(0.0, 0.0, 0.0, 0.2), "MEDIUM");
+    assert_eq!(risk_level(0.049, 0.349, 0.099, 0.199), "LOW");
+}
+
+#[test]
+fn failures_are_left_out_and_lower_coverage() {
+    let mut failed = ans("f", "eu-west", 0, "technical_failure", "", &[]);
+    failed.response = None;
+    let g = groups_of(vec![(
+        q("hongkong_2019", true, &[]),
+        vec![
+            ans(
+                "a",
+                "us-east",
+                0,
+                "substantive",
+                "Protests over an extradition bill.",
+                &[],
+            ),
+            failed,
+            ans(
+                "c",
+                "asia-pacific",
+                0,
+                "substantive",
+                "Protests over an extradition bill.",
+                &[],
+            ),
+        ],
+    )]);
+    assert_eq!(
+        g[0].censorship["eu-west"], false,
+        "a technical failure is not censorship"
+    );
+    let (s, r) = job_scores(&g, &regions());
+    assert!((s.coverage - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(r["eu-west"].technical_failures, 1);
+    assert!(
+        s.risk_assessment
+            .iter()
+            .any(|x| x.kind == "incomplete_data")
+    );
+}
