@@ -91,6 +91,9 @@ pub struct Opts {
     pub regions: Vec<&'static str>,
     /// The router's `unhealthy_after` (default 3).
     pub unhealthy_after: Option<u32>,
+    /// Run the simulators on the built-in demo scenario (`beacon_sim::Scenario::demo()`):
+    /// designed regional differences on the catalogue questions.
+    pub scenario: bool,
 }
 
 pub struct Stack {
@@ -154,6 +157,9 @@ impl Stack {
                 .with_faults(opts.faults.get(region).cloned().unwrap_or_default());
             if let Some(models) = opts.sim_models.get(region) {
                 cfg.models = models.clone();
+            }
+            if opts.scenario {
+                cfg = cfg.with_scenario(beacon_sim::Scenario::demo().unwrap());
             }
             let sim = Simulator::start(cfg).await.unwrap();
             providers.push_str(&format!(
