@@ -164,8 +164,8 @@ fn a_refusing_region_is_censored_and_the_job_is_high_risk() {
         q("tiananmen_neutral", true, &["protest", "killed"]),
         answers,
     )]);
-    assert_eq!(g[0].censorship["asia-pacific"], true);
-    assert_eq!(g[0].censorship["us-east"], false);
+    assert!(g[0].censorship["asia-pacific"]);
+    assert!(!g[0].censorship["us-east"]);
     assert_eq!(
         g[0].pairs.len(),
         1,
@@ -316,10 +316,7 @@ fn failures_are_left_out_and_lower_coverage() {
             ),
         ],
     )]);
-    assert_eq!(
-        g[0].censorship["eu-west"], false,
-        "a technical failure is not censorship"
-    );
+    assert!(!g[0].censorship["eu-west"], "a technical failure is not censorship");
     let (s, r) = job_scores(&g, &regions());
     assert!((s.coverage - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(r["eu-west"].technical_failures, 1);

@@ -1,0 +1,156 @@
+//! The self-contained HTML report page (analysis.md "Views"): one HTML5 document with
+//! inline CSS, no script and no external asset, so it works under the route's
+//! `default-src 'none'` policy and when saved to a file and opened later.
+//!
+//! Every string taken from the report goes through [`escape`], in element content and
+//! in attribute values alike; CSS classes that depend on report values (status,
+//! classification, risk level) are picked from fixed lists, never copied from the report.
+
+mod group;
+mod sections;
+mod style;
+#[cfg(test)]
+mod tests;
+
+use super::{Group, Report};
+
+/// The policy the page is written for; repeated in a `<meta>` element so that a saved
+/// copy of the page is held to it too.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+
+/// Renders the report page.
+pub fn render(report: &Report) -> String {
+    let mut out = String::with_capacity(24 * 1024 + report.groups.len() * 6 * 1024);
+    out.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str(&format!(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\n",
+        escape(CSP)
+    ));
+    out.push_str("<meta name=\"referrer\" content=\"no-referrer\">\n");
+    out.push_str(&format!(
+        "<title>Beacon report {}</title>\n<style>{}</style>\n</head>\n<body>\n",
+        escape(&report.job_id),
+        style::CSS
+    ));
+    sections::header(&mut out, report);
+    out.push_str("<main class=\"wrap\">\n");
+    if report.simulated {
+        sections::simulator_banner(&mut out, report);
+    }
+    sections::analysis(&mut out, report);
+    sections::heatmap(&mut out, report);
+    sections::regions(&mut out, report);
+    group::groups(&mut out, report);
+    out.push_str("</main>\n<footer class=\"wrap foot\">Beacon cross-region report · every number's formula is in docs/analysis.md · the JSON form of this page is <code>report</code> next to <code>report.html</code></footer>\n</body>\n</html>\n");
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A score with two decimals (the page's and `data-divergence`'s format).
+fn num(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+/// A signed score with two decimals.
+fn signed(x: f64) -> String {
+    format!("{x:+.2}")
+}
+
+/// A rate in [0, 1] as a whole percentage.
+fn pct(x: f64) -> String {
+    format!("{:.0} %", x * 100.0)
+}
+
+/// `x` clamped to [0, 1]; NaN counts as 0.
+fn unit(x: f64) -> f64 {
+    if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
+}
+
+/// Inline background for a divergence: green at 0 through yellow to red at 1, grey
+/// when there is none.
+fn heat(d: Option<f64>) -> String {
+    match d {
+        Some(d) => format!(
+            "background:hsl({:.0},{:.0}%,{:.0}%)",
+            120.0 * (1.0 - unit(d)),
+            62.0 + 18.0 * unit(d),
+            // Lighter at 0, deeper towards 1 so that high divergence reads red.
+            86.0 - 12.0 * unit(d)
+        ),
+        None => "background:#e5e7eb".to_string(),
+    }
+}
+
+/// The element id of a group's section (unescaped).
+fn group_anchor(question_id: &str, model_id: &str) -> String {
+    format!("group-{question_id}-{model_id}")
+}
+
+/// CSS class and label of an answer classification.
+fn classification(c: &str) -> (&'static str, String) {
+    match c {
+        "substantive" => ("cls-ok", "Substantive".into()),
+        "content_refusal" => ("cls-refused", "Refused".into()),
+        "empty_response" => ("cls-empty", "Empty".into()),
+        "technical_failure" => ("cls-failed", "Technical failure".into()),
+        "none" => ("cls-none", "Not answered".into()),
+        other => ("cls-none", escape(other)),
+    }
+}
+
+/// CSS class of a job or execution status.
+fn status_class(s: &str) -> &'static str {
+    match s {
+        "completed" => "st-ok",
+        "failed" | "timeout" => "st-bad",
+        "cancelled" => "st-warn",
+        _ => "st-info",
+    }
+}
+
+/// CSS class of a risk level or severity (`HIGH`, `medium`, …).
+fn severity_class(s: &str) -> &'static str {
+    match s.to_ascii_lowercase().as_str() {
+        "high" => "sev-high",
+        "medium" => "sev-medium",
+        "low" => "sev-low",
+        _ => "sev-none",
+    }
+}
+
+/// A region withheld its answer in a group: flagged as censored, or every answer it
+/// gave is a refusal or empty.
+fn refused(g: &Group, region: &str) -> bool {
+    if g.censorship.get(region).copied().unwrap_or(false) {
+        return true;
+    }
+    let mut mine = g.answers.iter().filter(|a| a.region == region).peekable();
+    mine.peek().is_some() && mine.all(|a| a.withheld())
+}
+
+/// The job's regions in plan order, then any other region an answer names.
+fn all_regions(report: &Report) -> Vec<&str> {
+    let mut out: Vec<&str> = report.regions.iter().map(String::as_str).collect();
+    for a in report.groups.iter().flat_map(|g| &g.answers) {
+        if !out.contains(&a.region.as_str()) {
+            out.push(&a.region);
+        }
+    }
+    out
+}
