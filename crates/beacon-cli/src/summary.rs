@@ -99,3 +99,96 @@ pub fn answers_table(job: &Value) -> String {
     }
     out
 }
+
+/// The analysis in the terminal: the verdict, the four numbers, and a divergence table
+/// (questions × models) marking the regions that withheld an answer.
+pub fn analysis_table(report: &Value) -> String {
+    let a = &report["analysis"];
+    let mut out = String::new();
+    if report["simulated"] == true {
+        let _ = writeln!(
+            out,
+            "NOTE: answers came from beacon-sim (simulated providers), not real models.\n"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        a["recommendation"].as_str().unwrap_or("(no analysis)")
+    );
+    let num = |k: &str| a[k].as_f64().map_or("-".to_string(), |v| format!("{v:.2}"));
+    let _ = writeln!(
+        out,
+        "narrative_divergence {}  censorship_rate {}  factual_consistency {}  bias_variance {}  coverage {}",
+        num("narrative_divergence"),
+        num("censorship_rate"),
+        num("factual_consistency"),
+        num("bias_variance"),
+        num("coverage")
+    );
+    if let Some(diff) = a["control_differential"].as_object() {
+        let parts: Vec<String> = diff
+            .iter()
+            .map(|(r, v)| format!("{r} {:+.2}", v.as_f64().unwrap_or(0.0)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "control differential (sensitive − control refusal rate): {}",
+            parts.join(", ")
+        );
+    }
+    let groups: Vec<&Value> = report["groups"].as_array().into_iter().flatten().collect();
+    let models: Vec<&str> = report["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut questions: Vec<&str> = Vec::new();
+    for g in &groups {
+        if let Some(q) = g["question_id"].as_str() {
+            if !questions.contains(&q) {
+                questions.push(q);
+            }
+        }
+    }
+    let _ = write!(out, "\n{:<20}", "divergence");
+    for m in &models {
+        let _ = write!(out, " {m:<22}");
+    }
+    out.push('\n');
+    for q in &questions {
+        let _ = write!(out, "{q:<20}");
+        for m in &models {
+            let cell = groups
+                .iter()
+                .find(|g| g["question_id"] == *q && g["model_id"] == *m)
+                .map_or("-".to_string(), |g| {
+                    let d = g["divergence"]
+                        .as_f64()
+                        .map_or("n/a".to_string(), |d| format!("{d:.2}"));
+                    let censored: Vec<String> = g["censorship"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, v)| **v == true)
+                        .map(|(r, _)| {
+                            format!(
+                                "x{}",
+                                beacon_core::Region::parse(r)
+                                    .map_or(r.clone(), |r| r.portal_code())
+                            )
+                        })
+                        .collect();
+                    format!("{d} {}", censored.join(" "))
+                });
+            let _ = write!(out, " {cell:<22}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "(xREGION: that region refused or answered nothing while another answered)"
+    );
+    out
+}

@@ -48,10 +48,19 @@ fn demo_runs_to_the_end_and_exits_0() {
         "{all}"
     );
     assert!(
-        all.contains("asia-pacific") && all.contains("REFUSED"),
-        "the designed difference shows: {all}"
+        all.contains("HIGH RISK") && all.contains("xASIA"),
+        "the analysis shows the designed difference: {all}"
     );
     assert!(dir.dir().join("beacon.db").exists());
+    let page = std::fs::read_dir(dir.dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "html"))
+        .expect("the demo saved the report page");
+    assert!(
+        all.contains(&page.path().display().to_string()),
+        "and says where: {all}"
+    );
 }
 
 /// A `beacon demo --serve` child, with the lines it printed up to the doctor hint.
@@ -213,6 +222,27 @@ async fn submit_then_verify_and_a_tampered_answer_is_named() {
         "{}",
         text(&ok)
     );
+
+    // The report: terminal table and the HTML page written to a file.
+    let html_path = tmp.dir().join("report.html");
+    let report = tokio::task::spawn_blocking({
+        let (url, html) = (runner_url.clone(), html_path.clone());
+        move || {
+            run(beacon()
+                .args(["report", "cli-job", "--runner", &url, "--html"])
+                .arg(&html))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report));
+    assert!(
+        text(&report).contains("narrative_divergence") && text(&report).contains("RISK"),
+        "{}",
+        text(&report)
+    );
+    let page = std::fs::read_to_string(&html_path).unwrap();
+    assert!(page.to_lowercase().starts_with("<!doctype html") && page.contains("cli-job"));
 
     // Receipts signed by another key than the one required are refused.
     let stranger = beacon_core::signing::encode_public_key(

@@ -234,11 +234,9 @@ async fn run_job(
         );
     } else {
         println!("{}", summary::job_summary(&job));
-        println!("{}", summary::answers_table(&job));
-        if let Some(r) = &report {
-            if let Some(rec) = r["analysis"]["recommendation"].as_str() {
-                println!("analysis: {rec}");
-            }
+        match &report {
+            Some(r) => println!("{}", summary::analysis_table(r)),
+            None => println!("{}", summary::answers_table(&job)),
         }
         println!(
             "results: {} (SQLite), signed spec {}{}",

@@ -33,7 +33,10 @@ pub async fn report(
         println!("{}", serde_json::json!({"job": job, "report": analysis}));
     } else {
         println!("{}", summary::job_summary(&job));
-        println!("{}", summary::answers_table(&job));
+        match &analysis {
+            Some(r) => println!("{}", summary::analysis_table(r)),
+            None => println!("{}", summary::answers_table(&job)),
+        }
     }
     if let Some(path) = html {
         let page = client
