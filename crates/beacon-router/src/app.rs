@@ -87,38 +87,15 @@ impl Application {
 }
 
 /// A router running in the background of this process.
-pub struct RouterHandle {
-    pub url: String,
-    pub addr: SocketAddr,
-    token: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl RouterHandle {
-    /// Stops serving and waits for every task to end.
-    pub async fn shutdown(self) {
-        self.token.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
+pub type RouterHandle = beacon_service::ServiceHandle;
 
 /// Builds and runs a router on a tracked task.
 pub async fn start(config: Config) -> anyhow::Result<RouterHandle> {
     let app = Application::build(config).await?;
-    let (url, addr) = (app.url(), app.local_addr());
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let run_token = token.clone();
-    tracker.spawn(async move {
-        if let Err(e) = app.run(run_token).await {
-            tracing::error!(error = %e, "router stopped with an error");
-        }
-    });
-    Ok(RouterHandle {
-        url,
+    let addr = app.local_addr();
+    Ok(beacon_service::ServiceHandle::spawn(
+        "beacon-router",
         addr,
-        token,
-        tracker,
-    })
+        move |token| app.run(token),
+    ))
 }

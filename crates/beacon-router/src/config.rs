@@ -11,20 +11,8 @@ use beacon_core::duration::parse_duration;
 use beacon_core::{ModelId, Region};
 use serde::{Deserialize, Deserializer};
 
-/// A configuration error, naming the key at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error at {key}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
-fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
+pub use beacon_service::ConfigError;
+use beacon_service::config_error as err;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
@@ -213,16 +201,8 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e.span().map_or_else(
-                || "config".to_string(),
-                |s| {
-                    let line = text[..s.start.min(text.len())].lines().count().max(1);
-                    format!("line {line}")
-                },
-            );
-            err(key, e.message().to_string())
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| beacon_service::toml_error(text, &e))?;
         let mut listen: SocketAddr = raw
             .listen
             .parse()

@@ -1,13 +1,11 @@
 //! The `beacon-router` binary: read the config, print the `listening on` line, serve
 //! until SIGTERM or Ctrl-C. Exit 64 on a configuration error.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use beacon_router::{Application, Config};
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +36,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("beacon-router: {e}");
-            return ExitCode::from(64);
+            return ExitCode::from(beacon_service::EXIT_CONFIG);
         }
     };
     if let Some(listen) = &args.listen {
@@ -46,7 +44,7 @@ async fn main() -> ExitCode {
             Ok(addr) => config.listen = addr,
             Err(e) => {
                 eprintln!("beacon-router: configuration error at --listen: {listen:?}: {e}");
-                return ExitCode::from(64);
+                return ExitCode::from(beacon_service::EXIT_CONFIG);
             }
         }
         if let Some(port) = env("PORT").and_then(|p| p.parse().ok()) {
@@ -61,39 +59,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", app.url());
-    let _ = std::io::stdout().flush();
-    let token = CancellationToken::new();
-    let run = app.run(token.clone());
-    tokio::pin!(run);
-    let result = tokio::select! {
-        r = &mut run => r,
-        () = wait_for_signal() => {
-            tracing::info!("signal received: finishing in-flight requests");
-            token.cancel();
-            run.await
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("beacon-router: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    let url = app.url();
+    beacon_service::serve_until_signal("beacon-router", &url, move |token| app.run(token)).await
 }

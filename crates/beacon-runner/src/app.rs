@@ -119,35 +119,28 @@ impl Application {
 /// A runner running in the background of this process.
 pub struct RunnerHandle {
     pub url: String,
+    /// The runner's receipt key (base64).
     pub public_key: String,
-    token: CancellationToken,
-    tracker: TaskTracker,
+    service: beacon_service::ServiceHandle,
 }
 
 impl RunnerHandle {
     /// Graceful shutdown (SIGTERM semantics): work in flight goes back to `pending`.
     pub async fn shutdown(self) {
-        self.token.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
+        self.service.shutdown().await;
     }
 }
 
 pub async fn start(config: Config) -> anyhow::Result<RunnerHandle> {
     let app = Application::build(config).await?;
-    let (url, public_key) = (app.url(), app.public_key());
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let run_token = token.clone();
-    tracker.spawn(async move {
-        if let Err(e) = app.run(run_token).await {
-            tracing::error!(error = %e, "runner stopped with an error");
-        }
-    });
+    let public_key = app.public_key();
+    let service =
+        beacon_service::ServiceHandle::spawn("beacon-runner", app.local_addr(), move |token| {
+            app.run(token)
+        });
     Ok(RunnerHandle {
-        url,
+        url: service.url.clone(),
         public_key,
-        token,
-        tracker,
+        service,
     })
 }

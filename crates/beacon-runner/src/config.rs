@@ -13,20 +13,8 @@ use beacon_core::duration::parse_duration;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Deserializer};
 
-/// A configuration error naming the key at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error at {key}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
-fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
+pub use beacon_service::ConfigError;
+use beacon_service::config_error as err;
 
 /// Environment names of the router URL, in the order they are reported.
 pub const ROUTER_URL_KEYS: [&str; 3] = ["ROUTER_URL", "HYBRID_ROUTER_URL", "HYBRID_BASE"];
@@ -224,18 +212,8 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e.span().map_or_else(
-                || "config".to_string(),
-                |s| {
-                    format!(
-                        "line {}",
-                        text[..s.start.min(text.len())].lines().count().max(1)
-                    )
-                },
-            );
-            err(key, e.message().to_string())
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| beacon_service::toml_error(text, &e))?;
         let env = |k: &str| {
             env(k)
                 .map(|v| v.trim().to_string())

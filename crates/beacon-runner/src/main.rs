@@ -2,13 +2,11 @@
 //! runs until SIGTERM/Ctrl-C (work in flight is handed back); `migrate` applies the
 //! migrations and exits. A configuration error exits 64 naming the key.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use beacon_runner::{Application, Config};
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "beacon-runner", version, about = "Beacon's durable job runner")]
@@ -45,7 +43,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("beacon-runner: {e}");
-            return ExitCode::from(64);
+            return ExitCode::from(beacon_service::EXIT_CONFIG);
         }
     };
     if let Some(listen) = &args.listen {
@@ -53,7 +51,7 @@ async fn main() -> ExitCode {
             Ok(addr) => config.listen = addr,
             Err(e) => {
                 eprintln!("beacon-runner: configuration error at --listen: {listen:?}: {e}");
-                return ExitCode::from(64);
+                return ExitCode::from(beacon_service::EXIT_CONFIG);
             }
         }
         if let Some(port) = env("PORT").and_then(|p| p.parse().ok()) {
@@ -83,39 +81,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", app.url());
-    let _ = std::io::stdout().flush();
-    let token = CancellationToken::new();
-    let run = app.run(token.clone());
-    tokio::pin!(run);
-    let result = tokio::select! {
-        r = &mut run => r,
-        () = wait_for_signal() => {
-            tracing::info!("signal received: handing in-flight work back");
-            token.cancel();
-            run.await
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("beacon-runner: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    let url = app.url();
+    beacon_service::serve_until_signal("beacon-runner", &url, move |token| app.run(token)).await
 }

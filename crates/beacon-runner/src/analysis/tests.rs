@@ -316,7 +316,10 @@ fn failures_are_left_out_and_lower_coverage() {
             ),
         ],
     )]);
-    assert!(!g[0].censorship["eu-west"], "a technical failure is not censorship");
+    assert!(
+        !g[0].censorship["eu-west"],
+        "a technical failure is not censorship"
+    );
     let (s, r) = job_scores(&g, &regions());
     assert!((s.coverage - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(r["eu-west"].technical_failures, 1);
