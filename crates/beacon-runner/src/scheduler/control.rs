@@ -23,6 +23,10 @@ pub enum StopReason {
 pub struct JobControl {
     pub job_id: String,
     pub token: CancellationToken,
+    /// The job's router calls in flight (`max_concurrency_per_job`). The job keeps more
+    /// executions in hand than it may call at once, so the next call's attempt row is
+    /// already written when a call slot frees up.
+    pub calls: Arc<tokio::sync::Semaphore>,
     reason: OnceLock<StopReason>,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -85,10 +89,16 @@ impl Registry {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, job_id: &str, token: CancellationToken) -> Arc<JobControl> {
+    pub fn insert(
+        &self,
+        job_id: &str,
+        token: CancellationToken,
+        calls_per_job: u32,
+    ) -> Arc<JobControl> {
         let control = Arc::new(JobControl {
             job_id: job_id.to_string(),
             token,
+            calls: Arc::new(tokio::sync::Semaphore::new(calls_per_job as usize)),
             reason: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),

@@ -57,7 +57,10 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
     let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut buffer: VecDeque<ExecutionRecord> = VecDeque::new();
-    let per_job = ctx.cfg.max_concurrency_per_job as usize;
+    // Twice the job's call limit in hand: the extra executions have their attempt
+    // started and wait only for a call slot (control.calls), keeping the store's write
+    // off the critical path between one call ending and the next starting.
+    let per_job = ctx.cfg.max_concurrency_per_job as usize * 2;
     loop {
         if counts.success_unreachable(job.min_success_rate) {
             tracing::info!(job = %job.id, ?counts, "min_success_rate can no longer be reached: stopping early");

@@ -12,8 +12,9 @@ pub struct Limits {
     regions: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-/// Both permits for one router call.
+/// The job's, the region's and the instance's permits for one router call.
 pub struct CallPermits {
+    _job: OwnedSemaphorePermit,
     _instance: OwnedSemaphorePermit,
     _region: OwnedSemaphorePermit,
 }
@@ -34,12 +35,14 @@ impl Limits {
             .clone()
     }
 
-    /// Waits for a region slot, then an instance slot (region first, so a saturated
-    /// region never holds instance slots while it waits).
-    pub async fn acquire(&self, region: &str) -> Option<CallPermits> {
+    /// Waits for a job slot, a region slot, then an instance slot (narrowest first, so
+    /// a saturated job or region never holds instance slots while it waits).
+    pub async fn acquire(&self, job: &Arc<Semaphore>, region: &str) -> Option<CallPermits> {
+        let job = job.clone().acquire_owned().await.ok()?;
         let region = self.region(region).acquire_owned().await.ok()?;
         let instance = self.instance.clone().acquire_owned().await.ok()?;
         Some(CallPermits {
+            _job: job,
             _instance: instance,
             _region: region,
         })

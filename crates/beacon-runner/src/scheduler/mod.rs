@@ -73,7 +73,11 @@ async fn claim_available(ctx: &Arc<Ctx>, token: &CancellationToken, tracker: &Ta
         {
             Ok(Some(job)) => {
                 tracing::info!(job = %job.id, total = job.total, "claimed job");
-                let control = ctx.jobs.insert(&job.id, token.child_token());
+                let control = ctx.jobs.insert(
+                    &job.id,
+                    token.child_token(),
+                    ctx.cfg.max_concurrency_per_job,
+                );
                 let (ctx, inner) = (ctx.clone(), tracker.clone());
                 tracker.spawn(async move {
                     job::run(ctx.clone(), job, control.clone(), inner).await;
