@@ -1,11 +1,13 @@
 //! The `beacon-bench` binary: one subcommand per benchmark; exit 0 when every target
 //! is met, 1 when a target is missed or a request failed, 2 when the benchmark could
-//! not be set up (missing binaries, a child that never said `listening on`).
+//! not be set up (missing binaries, a child that never said `listening on`, no
+//! database).
 
 mod load;
 mod overhead;
 mod procs;
 mod report;
+mod runner;
 mod schedule;
 mod stats;
 
@@ -34,6 +36,10 @@ enum Command {
     /// The router's added latency at a fixed request rate against a zero-latency
     /// simulator, side by side with calling the simulator directly.
     RouterOverhead(overhead::OverheadArgs),
+    /// The runner's orchestration (a job's elapsed time against simulators with
+    /// latency, vs the ideal), write path (executions stored per second) and a
+    /// 100,000-execution job (acceptance time, memory), on SQLite and PostgreSQL.
+    Runner(runner::RunnerArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::RouterOverhead(args) => runtime.block_on(overhead::run(args)),
+        Command::Runner(args) => runtime.block_on(runner::run(args)),
     };
     match outcome {
         Ok(true) => ExitCode::from(EXIT_PASS),

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::load::{PhaseResult, Pool, REGION, Route, Target};
-use crate::procs::{RssSampler, Scratch, Service, cpu_ms, machine_busy_ms, rss_bytes};
+use crate::procs::{ChildEnv, RssSampler, Scratch, Service, cpu_ms, machine_busy_ms, rss_bytes};
 use crate::report::{CpuUse, PathFigures, Report};
 use crate::stats::Summary;
 
@@ -45,7 +45,7 @@ pub struct OverheadArgs {
     pub json: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     beacon_core::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
@@ -53,19 +53,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// could not be set up.
 pub async fn run(args: OverheadArgs) -> anyhow::Result<bool> {
     validate(&args)?;
-    let bin_dir = match &args.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()
-            .context("cannot locate this executable (pass --bin-dir)")?
-            .parent()
-            .context("this executable has no directory (pass --bin-dir)")?
-            .to_path_buf(),
-    };
+    let bin_dir = crate::procs::bin_dir(args.bin_dir.as_deref())?;
     let scratch = Scratch::new("beacon-bench")?;
     let mut sim = Service::spawn(
         "beacon-sim",
         &bin_dir.join("beacon-sim"),
         ["--listen", "127.0.0.1:0", "--region", REGION],
+        ChildEnv::Inherit,
         &scratch.path().join("sim.log"),
     )
     .await?;
@@ -76,6 +70,7 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<bool> {
         "beacon-router",
         &bin_dir.join("beacon-router"),
         [std::ffi::OsStr::new("--config"), config.as_os_str()],
+        ChildEnv::Inherit,
         &scratch.path().join("router.log"),
     )
     .await?;

@@ -19,9 +19,23 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Lines of a child's stderr quoted when it fails to start.
 const LOG_TAIL_LINES: usize = 20;
 
+/// Where the binaries under test are: `given` (`--bin-dir`), else the directory of
+/// this executable (`target/release` when built by the scripts).
+pub fn bin_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => Ok(std::env::current_exe()
+            .context("cannot locate this executable (pass --bin-dir)")?
+            .parent()
+            .context("this executable has no directory (pass --bin-dir)")?
+            .to_path_buf()),
+    }
+}
+
 /// A directory under the system temp dir, removed with everything in it when dropped.
 pub struct Scratch {
     path: PathBuf,
+    keep: bool,
 }
 
 impl Scratch {
@@ -33,18 +47,36 @@ impl Scratch {
         let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Scratch { path })
+        Ok(Scratch { path, keep: false })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Leaves the directory in place when dropped (for a look at logs and databases).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
     }
+}
+
+/// The environment a child starts with.
+#[derive(Debug, Clone, Copy)]
+pub enum ChildEnv<'a> {
+    /// This process's environment, unchanged.
+    Inherit,
+    /// Exactly these variables and nothing else, so nothing from the caller's shell
+    /// (`PORT`, `DATABASE_URL`, `RUST_LOG`, the router URL's aliases …) changes what
+    /// the child does.
+    Only(&'a [(&'a str, &'a str)]),
 }
 
 /// A running child process, killed (SIGKILL) and reaped when dropped, on every path
@@ -58,12 +90,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `program` with `args`, stderr to `log`, and waits for its first stdout
-    /// line, which must be `listening on http://ADDR`.
+    /// Starts `program` with `args` and `env`, stderr to `log`, and waits for its first
+    /// stdout line, which must be `listening on http://ADDR`.
     pub async fn spawn<I, S>(
         name: &str,
         program: &Path,
         args: I,
+        env: ChildEnv<'_>,
         log: &Path,
     ) -> anyhow::Result<Service>
     where
@@ -79,7 +112,11 @@ impl Service {
         }
         let stderr =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        if let ChildEnv::Only(vars) = env {
+            command.env_clear().envs(vars.iter().copied());
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -18,9 +18,9 @@ const MIN_RATE_SHARE: f64 = 0.99;
 /// … or when it released the p99 request later than this, in ms.
 const MAX_LAG_P99_MS: f64 = 1.0;
 /// Other processes using more than this share of the machine make figures unreliable.
-const MAX_BACKGROUND_SHARE: f64 = 0.05;
+pub const MAX_BACKGROUND_SHARE: f64 = 0.05;
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub const MIB: f64 = 1024.0 * 1024.0;
 
 /// CPU time (user + system) each process spent, the whole machine's busy time (all
 /// cores) and the wall-clock time it was measured over, in ms.
@@ -287,7 +287,7 @@ impl Report {
 }
 
 /// `1000` for 1000.0, `2.5` for 2.5.
-fn trim_float(x: f64) -> String {
+pub fn trim_float(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
@@ -296,7 +296,7 @@ fn trim_float(x: f64) -> String {
 }
 
 /// `5 s`, `2.5 s`, `500 ms`.
-fn human(d: Duration) -> String {
+pub fn human(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
     } else {

@@ -1,0 +1,227 @@
+//! The orchestration and throughput measurements: a fresh stack each, one job run to
+//! its end, judged against the quality bar.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+
+use super::db::Backend;
+use super::measure::{JobFigures, run_to_end};
+use super::spec::{MODELS, Shape, job_id, signed_body};
+use super::stack::{Stack, StackSpec};
+
+/// Quality bar: a job's elapsed time over the ideal `ceil(N / C) x latency`.
+pub const TARGET_RATIO: f64 = 1.10;
+/// Quality bar: executions completed and stored per second (PostgreSQL).
+pub const TARGET_RATE: f64 = 1000.0;
+
+/// What every measurement needs.
+pub struct Ctx {
+    pub bin_dir: PathBuf,
+    pub postgres_url: String,
+    /// Signs the job specs.
+    pub key: SigningKey,
+    /// Status poll interval while an orchestration job runs.
+    pub poll: Duration,
+    /// Status poll interval while a write-path job runs.
+    pub throughput_poll: Duration,
+    /// Where to write each job's call log (`--dump-calls`).
+    pub dump_calls: Option<PathBuf>,
+    /// Keep each stack's scratch directory and database (`--keep`).
+    pub keep: bool,
+}
+
+/// One orchestration measurement: simulators with a fixed latency, concurrency C.
+#[derive(Debug, Clone)]
+pub struct Orchestration {
+    pub backend: Backend,
+    pub concurrency: u32,
+    pub latency: Duration,
+    pub shape: Shape,
+    pub runner_ready_in: Duration,
+    pub run: JobFigures,
+}
+
+impl Orchestration {
+    /// ceil(N / C) rounds of one latency each: the physical limit.
+    pub fn ideal(&self) -> Duration {
+        let rounds = self
+            .shape
+            .executions()
+            .div_ceil(u64::from(self.concurrency.max(1)));
+        self.latency * rounds as u32
+    }
+
+    pub fn ratio(&self) -> Option<f64> {
+        let ideal = self.ideal().as_secs_f64();
+        self.run
+            .elapsed
+            .filter(|_| ideal > 0.0)
+            .map(|e| e.as_secs_f64() / ideal)
+    }
+
+    pub fn pass(&self) -> bool {
+        self.run.all_completed() && self.ratio().is_some_and(|r| r <= TARGET_RATIO)
+    }
+}
+
+/// One write-path measurement: zero-latency simulators, concurrency C.
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    pub backend: Backend,
+    pub concurrency: u32,
+    pub shape: Shape,
+    pub runner_ready_in: Duration,
+    pub run: JobFigures,
+}
+
+impl Throughput {
+    /// The quality bar sets the rate for PostgreSQL; SQLite's figure is reported only.
+    pub fn has_target(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// Judged on the runner's own timestamps: the write-path job is polled slowly (a
+    /// status read counts every execution row), so the poll's own figure is late by up
+    /// to one interval.
+    pub fn pass(&self) -> bool {
+        self.run.all_completed() && (!self.has_target() || self.run.runner_rate() >= TARGET_RATE)
+    }
+}
+
+fn default_models() -> Vec<String> {
+    MODELS.iter().map(|m| m.to_string()).collect()
+}
+
+/// A limit on waiting for a job: generous, so a slow runner is measured, not cut off.
+fn wait_limit(expected: Duration) -> Duration {
+    (expected * 20).max(Duration::from_secs(60))
+}
+
+pub async fn orchestration(
+    ctx: &Ctx,
+    backend: Backend,
+    concurrency: u32,
+    latency: Duration,
+    shape: &Shape,
+) -> anyhow::Result<Orchestration> {
+    let models = default_models();
+    let mut stack = Stack::start(&StackSpec {
+        backend,
+        latency,
+        models: &models,
+        concurrency,
+        postgres_url: &ctx.postgres_url,
+        bin_dir: &ctx.bin_dir,
+    })
+    .await?;
+    let id = job_id(&format!("orchestration-{backend}-c{concurrency}"));
+    let body = signed_body(&id, shape, &ctx.key)?;
+    let mut o = Orchestration {
+        backend,
+        concurrency,
+        latency,
+        shape: shape.clone(),
+        runner_ready_in: stack.runner_ready_in,
+        run: JobFigures::default(),
+    };
+    let limit = wait_limit(o.ideal());
+    o.run = run_to_end(&stack, body, shape.executions(), (ctx, ctx.poll), limit).await?;
+    stack.check_alive()?;
+    if ctx.keep {
+        stack.keep();
+    }
+    Ok(o)
+}
+
+pub async fn throughput(
+    ctx: &Ctx,
+    backend: Backend,
+    concurrency: u32,
+    shape: &Shape,
+) -> anyhow::Result<Throughput> {
+    let models = default_models();
+    let mut stack = Stack::start(&StackSpec {
+        backend,
+        latency: Duration::ZERO,
+        models: &models,
+        concurrency,
+        postgres_url: &ctx.postgres_url,
+        bin_dir: &ctx.bin_dir,
+    })
+    .await?;
+    let id = job_id(&format!("throughput-{backend}-c{concurrency}"));
+    let body = signed_body(&id, shape, &ctx.key)?;
+    // At the target rate the job takes N / 1000 s.
+    let expected = Duration::from_secs_f64(shape.executions() as f64 / TARGET_RATE);
+    let run = run_to_end(
+        &stack,
+        body,
+        shape.executions(),
+        (ctx, ctx.throughput_poll),
+        wait_limit(expected),
+    )
+    .await?;
+    stack.check_alive()?;
+    if ctx.keep {
+        stack.keep();
+    }
+    Ok(Throughput {
+        backend,
+        concurrency,
+        shape: shape.clone(),
+        runner_ready_in: stack.runner_ready_in,
+        run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::api::{JobState, Progress};
+
+    fn orchestration(concurrency: u32, elapsed_ms: u64, completed: u64) -> Orchestration {
+        Orchestration {
+            backend: Backend::Sqlite,
+            concurrency,
+            latency: Duration::from_millis(200),
+            shape: Shape::for_executions(900).unwrap_or_else(|e| panic!("{e}")),
+            runner_ready_in: Duration::ZERO,
+            run: JobFigures {
+                executions: 900,
+                accepted_total: 900,
+                elapsed: Some(Duration::from_millis(elapsed_ms)),
+                state: JobState {
+                    status: "completed".into(),
+                    progress: Progress {
+                        total: 900,
+                        completed,
+                        ..Progress::default()
+                    },
+                    ..JobState::default()
+                },
+                ..JobFigures::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_ideal_is_whole_rounds_of_one_latency() {
+        assert_eq!(orchestration(30, 0, 900).ideal(), Duration::from_secs(6));
+        assert_eq!(orchestration(90, 0, 900).ideal(), Duration::from_secs(2));
+        assert_eq!(
+            orchestration(64, 0, 900).ideal(),
+            Duration::from_millis(15 * 200)
+        );
+    }
+
+    #[test]
+    fn verdicts() {
+        assert!(orchestration(30, 6_500, 900).pass());
+        assert!(!orchestration(30, 6_700, 900).pass()); // ratio 1.117
+        assert!(!orchestration(90, 2_100, 899).pass()); // one execution short
+        let r = orchestration(90, 2_100, 900).ratio().unwrap_or_default();
+        assert!((r - 1.05).abs() < 1e-9);
+    }
+}
