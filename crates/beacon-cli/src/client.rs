@@ -51,22 +51,21 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
-    async fn finish(
-        &self,
+    /// Status and body of a 2xx answer; a transport error or an HTTP error becomes a
+    /// `ClientError` (keeping the runner's `error_code`).
+    async fn read(
         url: &str,
         resp: Result<reqwest::Response, reqwest::Error>,
-    ) -> Result<(u16, Value), ClientError> {
-        let resp = resp.map_err(|e| ClientError::Unreachable {
+    ) -> Result<(u16, String), ClientError> {
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: url.to_string(),
             message: root_cause(&e),
-        })?;
+        };
+        let resp = resp.map_err(unreachable)?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| ClientError::Unreachable {
-            url: url.to_string(),
-            message: root_cause(&e),
-        })?;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let text = resp.text().await.map_err(unreachable)?;
         if status >= 400 {
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
             return Err(ClientError::Refused {
                 status,
                 code: body
@@ -82,7 +81,19 @@ impl Client {
                 body,
             });
         }
-        Ok((status, body))
+        Ok((status, text))
+    }
+
+    async fn finish(
+        &self,
+        url: &str,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<(u16, Value), ClientError> {
+        let (status, text) = Self::read(url, resp).await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
@@ -104,34 +115,8 @@ impl Client {
             .get(&url)
             .timeout(Duration::from_secs(30))
             .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                message: root_cause(&e),
-            })?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            message: root_cause(&e),
-        })?;
-        if status >= 400 {
-            let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            return Err(ClientError::Refused {
-                status,
-                code: body
-                    .get("error_code")
-                    .and_then(Value::as_str)
-                    .unwrap_or("HTTP_ERROR")
-                    .to_string(),
-                message: body
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                body,
-            });
-        }
-        Ok(text)
+            .await;
+        Self::read(&url, resp).await.map(|(_, text)| text)
     }
 
     /// GET that also returns the status (for routes whose 503 carries a body).

@@ -24,12 +24,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    beacon_service::init_logging("info");
     let args = Args::parse();
     let env = |k: &str| std::env::var(k).ok();
     let mut config = match Config::from_file(&args.config, &env) {
@@ -39,17 +34,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(beacon_service::EXIT_CONFIG);
         }
     };
-    if let Some(listen) = &args.listen {
-        match listen.parse() {
-            Ok(addr) => config.listen = addr,
-            Err(e) => {
-                eprintln!("beacon-router: configuration error at --listen: {listen:?}: {e}");
-                return ExitCode::from(beacon_service::EXIT_CONFIG);
-            }
-        }
-        if let Some(port) = env("PORT").and_then(|p| p.parse().ok()) {
-            config.listen.set_port(port);
-        }
+    if let Err(e) =
+        beacon_service::override_listen(&mut config.listen, args.listen.as_deref(), &env)
+    {
+        eprintln!("beacon-router: {e}");
+        return ExitCode::from(beacon_service::EXIT_CONFIG);
     }
     tracing::info!("configuration:\n{}", config.summary());
     let app = match Application::build(config).await {

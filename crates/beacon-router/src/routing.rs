@@ -174,9 +174,7 @@ impl Router {
     ) -> Routed {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut busy: Vec<&Provider> = Vec::new();
-        let mut last_failure: Option<Failure> = None;
-        let mut attempts = 0u32;
-        let mut upstream = Duration::ZERO;
+        let mut tally = Tally::default();
         for provider in &order {
             if let Some(reason) = provider.with_health(|h| h.refusal(Instant::now())) {
                 candidates.push(candidate(provider, reason));
@@ -188,19 +186,8 @@ impl Router {
             };
             let outcome = self.attempt(req, provider, deadline, &mut candidates).await;
             drop(slot);
-            match outcome {
-                Attempt::Skipped => {}
-                Attempt::Done(mut routed) => {
-                    attempts += 1;
-                    routed.body.metadata.attempts = attempts;
-                    routed.upstream += upstream;
-                    return routed;
-                }
-                Attempt::Failed(f, spent) => {
-                    attempts += 1;
-                    upstream += spent;
-                    last_failure = Some(f);
-                }
+            if let Some(routed) = tally.absorb(outcome) {
+                return routed;
             }
             if Instant::now() >= deadline {
                 break;
@@ -218,21 +205,11 @@ impl Router {
                 Some(slot) => {
                     let outcome = self.attempt(req, provider, deadline, &mut candidates).await;
                     drop(slot);
-                    match outcome {
-                        Attempt::Done(mut routed) => {
-                            routed.body.metadata.attempts = attempts + 1;
-                            routed.upstream += upstream;
-                            return routed;
-                        }
-                        Attempt::Failed(f, spent) => {
-                            attempts += 1;
-                            upstream += spent;
-                            last_failure = Some(f);
-                        }
-                        Attempt::Skipped => {}
+                    if let Some(routed) = tally.absorb(outcome) {
+                        return routed;
                     }
                 }
-                None if last_failure.is_none() => {
+                None if tally.last_failure.is_none() => {
                     let f = Failure::new(
                         ErrorCode::Overloaded,
                         Stage::Queue,
@@ -251,7 +228,7 @@ impl Router {
                 None => {}
             }
         }
-        let mut routed = match last_failure {
+        let mut routed = match tally.last_failure {
             Some(f) => refuse(f, candidates),
             None => {
                 let names: Vec<String> = candidates
@@ -275,8 +252,8 @@ impl Router {
                 refuse(f, candidates)
             }
         };
-        routed.body.metadata.attempts = attempts;
-        routed.upstream = upstream;
+        routed.body.metadata.attempts = tally.attempts;
+        routed.upstream = tally.upstream;
         routed
     }
 
@@ -375,6 +352,35 @@ impl Router {
                     format!("call failed: {}", failure.message),
                 ));
                 Attempt::Failed(failure, spent)
+            }
+        }
+    }
+}
+
+/// What a request's attempts so far add up to.
+#[derive(Default)]
+struct Tally {
+    attempts: u32,
+    upstream: Duration,
+    last_failure: Option<Failure>,
+}
+
+impl Tally {
+    /// Counts one attempt; returns the answer when the attempt settled the request.
+    fn absorb(&mut self, outcome: Attempt) -> Option<Routed> {
+        match outcome {
+            Attempt::Skipped => None,
+            Attempt::Done(mut routed) => {
+                self.attempts += 1;
+                routed.body.metadata.attempts = self.attempts;
+                routed.upstream += self.upstream;
+                Some(routed)
+            }
+            Attempt::Failed(f, spent) => {
+                self.attempts += 1;
+                self.upstream += spent;
+                self.last_failure = Some(f);
+                None
             }
         }
     }

@@ -44,6 +44,35 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
     config_error(key, e.message().to_string())
 }
 
+/// Logs to stderr (stdout is reserved for the `listening on` line), filtered by
+/// `RUST_LOG` or `default`.
+pub fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .init();
+}
+
+/// Applies a `--listen ADDR` flag over the configured address; the platform's `PORT`
+/// still wins for the port, as it does for the file's address.
+pub fn override_listen(
+    listen: &mut SocketAddr,
+    flag: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let Some(text) = flag else { return Ok(()) };
+    *listen = text
+        .parse()
+        .map_err(|e| config_error("--listen", format!("{text:?}: {e}")))?;
+    if let Some(port) = env("PORT").and_then(|p| p.parse().ok()) {
+        listen.set_port(port);
+    }
+    Ok(())
+}
+
 /// Whether the request carries `Authorization: Bearer <token>`, compared in constant
 /// time so the token cannot be guessed byte by byte.
 pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
@@ -162,6 +191,26 @@ mod tests {
         assert!(bearer_matches(&h, "secret"));
         assert!(!bearer_matches(&h, "secre"));
         assert!(!bearer_matches(&h, "secret2"));
+    }
+
+    #[test]
+    fn listen_flag_then_port() {
+        let mut addr: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        override_listen(&mut addr, None, &|_| None).unwrap();
+        assert_eq!(addr.port(), 8000);
+        override_listen(&mut addr, Some("127.0.0.1:0"), &|_| None).unwrap();
+        assert_eq!(addr.to_string(), "127.0.0.1:0");
+        override_listen(&mut addr, Some("127.0.0.1:0"), &|k| {
+            (k == "PORT").then(|| "9".into())
+        })
+        .unwrap();
+        assert_eq!(addr.port(), 9);
+        assert_eq!(
+            override_listen(&mut addr, Some("nope"), &|_| None)
+                .unwrap_err()
+                .key,
+            "--listen"
+        );
     }
 
     #[test]
