@@ -23,12 +23,25 @@ pub enum ErrorCode {
     ProviderBadResponse,
     ProviderReportedFailure,
     ProviderTimeout,
+    /// The provider's answer was larger than the router reads (`max_response_bytes`):
+    /// cut off unread rather than buffered, and not retried (it would be bought again).
+    ProviderResponseTooLarge,
     /// The runner could not reach the router (connect error, breaker open).
     RouterUnreachable,
     /// The router did not answer within the runner's deadline.
     RouterTimeout,
     /// The router answered something that is not the `/inference` shape.
     RouterBadResponse,
+    /// The router's answer was larger than the runner reads, or its text larger than
+    /// one execution may store.
+    RouterResponseTooLarge,
+    /// A paid answer could not be stored because the database refused it (not an
+    /// outage: outages are waited out). Recorded instead of the answer so the execution
+    /// ends, and never bought again in a loop.
+    StoreWriteFailed,
+    /// The execution used up its attempts across restarts and hand-backs (a safety
+    /// bound on paid calls, independent of the per-run retry budget).
+    AttemptsExhausted,
     /// The job's own deadline ran out before this execution finished.
     JobTimeout,
     /// The execution was cancelled (by a user, or because the job could no longer
@@ -39,7 +52,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const KNOWN: [ErrorCode; 15] = [
+    const KNOWN: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownRegion,
         ErrorCode::NoProviderForModel,
@@ -50,9 +63,13 @@ impl ErrorCode {
         ErrorCode::ProviderBadResponse,
         ErrorCode::ProviderReportedFailure,
         ErrorCode::ProviderTimeout,
+        ErrorCode::ProviderResponseTooLarge,
         ErrorCode::RouterUnreachable,
         ErrorCode::RouterTimeout,
         ErrorCode::RouterBadResponse,
+        ErrorCode::RouterResponseTooLarge,
+        ErrorCode::StoreWriteFailed,
+        ErrorCode::AttemptsExhausted,
         ErrorCode::JobTimeout,
         ErrorCode::Cancelled,
     ];
@@ -69,9 +86,13 @@ impl ErrorCode {
             ErrorCode::ProviderBadResponse => "PROVIDER_BAD_RESPONSE",
             ErrorCode::ProviderReportedFailure => "PROVIDER_REPORTED_FAILURE",
             ErrorCode::ProviderTimeout => "PROVIDER_TIMEOUT",
+            ErrorCode::ProviderResponseTooLarge => "PROVIDER_RESPONSE_TOO_LARGE",
             ErrorCode::RouterUnreachable => "ROUTER_UNREACHABLE",
             ErrorCode::RouterTimeout => "ROUTER_TIMEOUT",
             ErrorCode::RouterBadResponse => "ROUTER_BAD_RESPONSE",
+            ErrorCode::RouterResponseTooLarge => "ROUTER_RESPONSE_TOO_LARGE",
+            ErrorCode::StoreWriteFailed => "STORE_WRITE_FAILED",
+            ErrorCode::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
             ErrorCode::JobTimeout => "JOB_TIMEOUT",
             ErrorCode::Cancelled => "CANCELLED",
             ErrorCode::Other(s) => s,
@@ -93,6 +114,7 @@ impl ErrorCode {
             ErrorCode::NoProviderForModel => 404,
             ErrorCode::NoHealthyProvider | ErrorCode::Overloaded => 503,
             ErrorCode::Cancelled => 409,
+            ErrorCode::StoreWriteFailed | ErrorCode::AttemptsExhausted => 500,
             ErrorCode::ProviderTimeout | ErrorCode::RouterTimeout | ErrorCode::JobTimeout => 504,
             _ => 502,
         }
