@@ -42,6 +42,7 @@ impl Application {
         let router = Arc::new(RouterClient::new(
             config.router_url.clone(),
             config.breaker.clone(),
+            config.limits.max_router_body_bytes,
         ));
         let ctx = Arc::new(Ctx {
             store,
@@ -56,7 +57,10 @@ impl Application {
                 config.scheduler.max_concurrency,
                 config.scheduler.max_concurrency_per_region,
             ),
+            limits_cfg: config.limits.clone(),
             jobs: Registry::default(),
+            writes: Default::default(),
+            acks: Default::default(),
             wake: Notify::new(),
         });
         let state = Arc::new(AppState {
@@ -100,6 +104,12 @@ impl Application {
             ));
         } else {
             tracing::info!("scheduler disabled: this instance only serves the API");
+            // It still hears other instances' acknowledgements of its cancels.
+            tracker.spawn(scheduler::listen_only(
+                self.state.ctx.clone(),
+                shutdown.child_token(),
+                tracker.clone(),
+            ));
         }
         let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let signal = shutdown.clone();

@@ -136,10 +136,13 @@ backend_test!(
         )]
         .into_iter()
         .collect();
+        // Once its only provider is ejected, eu-west answers NO_HEALTHY_PROVIDER: the
+        // executions wait for it (free: nothing is bought) for 1 s, then fail.
         let Some(stack) = Stack::start(
             backend,
             Opts {
                 faults,
+                scheduler: "max_wait_for_provider = \"1s\"".into(),
                 ..Opts::default()
             },
         )

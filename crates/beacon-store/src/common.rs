@@ -48,6 +48,8 @@ pub(crate) use {attempt_cols, execution_cols, job_cols};
 pub(crate) trait RowExt {
     fn text(&self, col: &str) -> Result<String>;
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    /// An answer text, stored so that every character survives (U+0000 included).
+    fn opt_answer(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>>;
     fn float(&self, col: &str) -> Result<f64>;
@@ -90,7 +92,7 @@ pub(crate) fn execution_from_row(r: &impl RowExt) -> Result<ExecutionRecord> {
         status: execution_status(&r.text("status")?)?,
         attempt_count: to_u32(r.int("attempt_count")?)?,
         provider_id: r.opt_text("provider_id")?,
-        response: r.opt_text("response")?,
+        response: r.opt_answer("response")?,
         response_sha256: r.opt_text("response_sha256")?,
         classification: r
             .opt_text("classification")?

@@ -50,6 +50,86 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the same write can succeed later without anything changing in it: the
+    /// database was unreachable, restarting, out of space or busy. A refusal of the
+    /// data itself (a constraint, a trigger, an invalid value) is not transient:
+    /// repeating it changes nothing. The scheduler retries transient errors (holding a
+    /// paid answer in memory until the database is back) and records a
+    /// `STORE_WRITE_FAILED` failure for the others.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => transient_sqlx(e),
+            StoreError::Migrate(_)
+            | StoreError::JobIdConflict(_)
+            | StoreError::ReplayedNonce(_)
+            | StoreError::UnsupportedUrl(_)
+            | StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+fn transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed
+        | sqlx::Error::InvalidSavePointStatement => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                transient_sqlstate(&code)
+            } else {
+                transient_sqlite(&code)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs that describe the server's condition rather than the data:
+/// class 08 connection exception, 53 insufficient resources (disk full, out of memory,
+/// too many connections), 57 operator intervention (shutdown, crash recovery), 58
+/// system errors (I/O); 40001 serialization failure, 40P01 deadlock, 25006 read-only
+/// transaction (a failover in progress), 55P03 lock not available.
+fn transient_sqlstate(code: &str) -> bool {
+    ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+        || ["40001", "40P01", "25006", "55P03"].contains(&code)
+}
+
+/// SQLite reports its extended result code as a number whose low byte is the primary
+/// code: 5 BUSY, 6 LOCKED, 7 NOMEM, 10 IOERR, 13 FULL, 14 CANTOPEN, 15 PROTOCOL.
+fn transient_sqlite(code: &str) -> bool {
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 10 | 13 | 14 | 15))
+}
+
+/// A message between runner instances that share one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A user's cancel of this job was committed (sent by `request_cancel`, delivered
+    /// when its transaction commits).
+    CancelRequested(String),
+    /// The instance that ran the job has stopped its calls after a cancel.
+    CancelDone(String),
+}
+
+/// Signals from other instances, in the order they were sent.
+#[async_trait]
+pub trait SignalStream: Send {
+    /// The next signal; `Ok(None)` when the connection was lost and re-established
+    /// (signals sent meanwhile are lost: the caller should look at the state it cares
+    /// about again). An error means it could not reconnect yet; call again later.
+    async fn recv(&mut self) -> Result<Option<Signal>>;
+}
+
 /// The runner's storage. Every method is one transaction unless it says otherwise.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -173,6 +253,20 @@ pub trait Store: Send + Sync + 'static {
     /// Returns how many executions were re-queued; 0 leaves the job untouched.
     async fn retry_failed(&self, job_id: &str) -> Result<u64>;
 
+    // ---- signals between instances ----
+
+    /// Subscribes to other instances' signals. `None` where only one instance can use
+    /// the database (SQLite): there is nobody to hear from.
+    async fn listen(&self) -> Result<Option<Box<dyn SignalStream>>> {
+        Ok(None)
+    }
+
+    /// Tells the instance that answered a cancel that this one, which ran the job, has
+    /// stopped the job's calls. A no-op where there is a single instance.
+    async fn notify_cancel_done(&self, _job_id: &str) -> Result<()> {
+        Ok(())
+    }
+
     // ---- diagnostics ----
 
     /// Non-terminal jobs with their lease.
@@ -189,5 +283,32 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_transient_refusals_are_not() {
+        for code in [
+            "08006", "57P01", "57P03", "53100", "58030", "40001", "40P01",
+        ] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["22021", "23505", "P0001", "42P01", "22P05"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+        // SQLITE_FULL, SQLITE_IOERR_WRITE (778), SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT (517).
+        for code in ["13", "778", "5", "517", "10"] {
+            assert!(transient_sqlite(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_CHECK (275), SQLITE_ERROR (a trigger's RAISE(ABORT)), SQLITE_TOOBIG.
+        for code in ["275", "1", "18", "x"] {
+            assert!(!transient_sqlite(code), "{code}");
+        }
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!StoreError::Corrupt("bad".into()).is_transient());
     }
 }

@@ -20,11 +20,13 @@ use super::AppState;
 use crate::accept::{Acceptor, Submission};
 use crate::error::ApiError;
 use crate::events::EventKind;
-use crate::scheduler::StopReason;
+use crate::scheduler::{CALLS_CLOSE_WAIT, StopReason};
 use crate::views;
 
-/// How long a cancel waits for the job's in-flight calls to close before answering.
-const CANCEL_WAIT: Duration = Duration::from_secs(2);
+/// How long a cancel answered for a job another instance runs waits for that
+/// instance to report its calls stopped (it waits up to `CALLS_CLOSE_WAIT` for them
+/// itself, then reports either way).
+const REMOTE_CANCEL_WAIT: Duration = CALLS_CLOSE_WAIT.saturating_add(Duration::from_secs(1));
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -197,6 +199,19 @@ pub async fn cancel(
     if let Some(control) = &local {
         control.stop(StopReason::UserCancel);
     }
+    // Another instance runs the job (a live lease that is not ours): it learns of the
+    // cancel from the database's signal when the cancel commits, and says when its
+    // calls have stopped. Listen before committing, so its answer cannot be missed.
+    let remote_owner = local.is_none()
+        && job
+            .lease_owner
+            .as_deref()
+            .is_some_and(|o| o != app.config.instance_id)
+        && job.lease_expires_at.is_some_and(|t| t > Utc::now());
+    let ack = app.ctx.acks.expect(&id);
+    let acknowledged = ack.notify().notified();
+    tokio::pin!(acknowledged);
+    acknowledged.as_mut().enable();
     let failure = Failure::new(
         ErrorCode::Cancelled,
         Stage::Scheduler,
@@ -209,11 +224,24 @@ pub async fn cancel(
         .request_cancel(&id, &failure, Utc::now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
-    if let Some(control) = &local {
-        if !control.wait_idle(CANCEL_WAIT).await {
-            tracing::warn!(job = %id, "cancel: some router calls were still closing after {CANCEL_WAIT:?}");
+    let calls_stopped = if let Some(control) = &local {
+        let idle = control.wait_idle(CALLS_CLOSE_WAIT).await;
+        if !idle {
+            tracing::warn!(job = %id, "cancel: some router calls were still closing after {CALLS_CLOSE_WAIT:?}");
         }
-    }
+        idle
+    } else if remote_owner {
+        let acked = tokio::time::timeout(REMOTE_CANCEL_WAIT, acknowledged)
+            .await
+            .is_ok();
+        if !acked {
+            tracing::warn!(job = %id, owner = ?job.lease_owner, "cancel: the instance running the job did not confirm within {REMOTE_CANCEL_WAIT:?}; it stops at its next heartbeat");
+        }
+        acked
+    } else {
+        // Nobody runs it (queued, or its owner's lease ran out): nothing is in flight.
+        true
+    };
     if let Ok(Some(job)) = app.ctx.store.get_job(&id).await {
         let counts = app.ctx.store.counts(&id).await.unwrap_or_default();
         app.ctx
@@ -227,6 +255,7 @@ pub async fn cancel(
         "new_status": outcome.new_status.as_str(),
         "executions_cancelled": outcome.executions_cancelled,
         "cancelled_at": outcome.cancelled_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "calls_stopped": calls_stopped,
     })))
 }
 

@@ -28,27 +28,51 @@ pub async fn questions(State(app): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({"categories": categories}))
 }
 
-/// Each dependency's status: `ok`/`healthy` or `down` with the reason.
-async fn checks(app: &AppState) -> (Value, bool, bool) {
+/// What the health routes found.
+struct Checks {
+    services: Value,
+    /// The database answers and the last write went through.
+    db_ok: bool,
+    /// The router answers and the breaker lets calls through.
+    router_ok: bool,
+}
+
+/// Each dependency's status: `healthy`, or `down` / `failing` with the reason. A
+/// database that answers reads but refuses writes (a full disk) is `failing`; a router
+/// that answers while the breaker still holds calls back is `degraded`.
+async fn checks(app: &AppState) -> Checks {
     let db = app.ctx.store.ping().await;
+    let writes = app.ctx.writes.trouble();
     let router = app.ctx.router.health(Duration::from_secs(2)).await;
     let breaker = app.ctx.router.breaker.state();
-    let db_ok = db.is_ok();
-    let router_ok = router.is_ok();
+    let db_status = match (&db, &writes) {
+        (Err(_), _) => "down",
+        (Ok(()), Some(_)) => "failing",
+        (Ok(()), None) => "healthy",
+    };
+    let router_status = match (&router, breaker) {
+        (Err(_), _) => "down",
+        (Ok(_), crate::router::BreakerState::Open) => "degraded",
+        (Ok(_), _) => "healthy",
+    };
     let services = json!([
-        {"name": "database", "status": if db_ok { "healthy" } else { "down" }, "backend": app.ctx.store.backend(),
-         "error": db.err().map(|e| e.to_string())},
-        {"name": "router", "status": if router_ok { "healthy" } else { "down" },
+        {"name": "database", "status": db_status, "backend": app.ctx.store.backend(),
+         "error": db.err().map(|e| e.to_string()), "writes_failing": writes},
+        {"name": "router", "status": router_status,
          "router_status": router.as_ref().ok().and_then(|v| v.get("status").cloned()),
          "error": router.err().map(|f| f.message), "breaker": breaker},
         {"name": "scheduler", "status": "healthy", "jobs_running": app.ctx.jobs.len()},
     ]);
-    (services, db_ok, router_ok)
+    Checks {
+        services,
+        db_ok: db_status == "healthy",
+        router_ok: router_status == "healthy",
+    }
 }
 
 pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
-    let (services, db_ok, router_ok) = checks(&app).await;
-    let status = match (db_ok, router_ok) {
+    let c = checks(&app).await;
+    let status = match (c.db_ok, c.router_ok) {
         (true, true) => "healthy",
         (true, false) => "degraded",
         _ => "unhealthy",
@@ -56,7 +80,7 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
     // Clients verifying receipts offline (`beacon verify`) compare against this key.
     let receipt_key = beacon_core::signing::encode_public_key(&app.ctx.signing_key.verifying_key());
     Json(json!({
-        "status": status, "services": services, "version": env!("CARGO_PKG_VERSION"),
+        "status": status, "services": c.services, "version": env!("CARGO_PKG_VERSION"),
         "instance": app.config.instance_id, "uptime_seconds": app.started.elapsed().as_secs(),
         "receipt_public_key": receipt_key,
     }))
@@ -69,14 +93,14 @@ pub async fn livez() -> Json<Value> {
 /// Ready when the database answers and the router is reachable (the config was valid,
 /// or the process would not be running).
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let (services, db_ok, router_ok) = checks(&app).await;
-    let ready = db_ok && router_ok;
+    let c = checks(&app).await;
+    let ready = c.db_ok && c.router_ok;
     let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(json!({"ready": ready, "services": services}))).into_response()
+    (code, Json(json!({"ready": ready, "services": c.services}))).into_response()
 }
 
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
@@ -137,7 +161,7 @@ pub async fn diagnostics(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&app, &headers)?;
-    let (services, _, _) = checks(&app).await;
+    let services = checks(&app).await.services;
     let providers = app.ctx.router.providers(Duration::from_secs(3)).await;
     let leases = app.ctx.store.leases().await?;
     // Recent failures grouped by code, one example each.

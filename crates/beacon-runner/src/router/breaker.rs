@@ -1,7 +1,8 @@
 //! A circuit breaker for the router client: after repeated router-level failures it
 //! opens for a while (doubling up to a cap), then lets one trial call through. While
-//! it is open, executions wait in `retrying` instead of burning attempts on a router
-//! that is down.
+//! it is open, executions wait (`Breaker::acquire`) instead of burning attempts on a
+//! router that is down; the first of them to ask once the open period is over becomes
+//! the trial, so the breaker recovers by itself when the router is back.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -151,11 +152,29 @@ impl Breaker {
         });
     }
 
+    /// Waits for permission to call: at once while closed; while open, until the open
+    /// period ends and this caller becomes the trial (or the trial of another closed
+    /// the breaker). Cancel by dropping the future.
+    pub async fn acquire(&self) -> Permit<'_> {
+        loop {
+            match self.allow() {
+                Ok(p) => return p,
+                // Short naps: a trial that succeeds closes the breaker for everyone,
+                // and the waiters should notice within a fraction of a second.
+                Err(wait) => tokio::time::sleep(wait.min(Duration::from_millis(100))).await,
+            }
+        }
+    }
+
+    /// The state as it is now: an open period that has run out reads `half_open` (the
+    /// next caller is the trial), so a health check never reports a breaker that
+    /// nothing holds open any more.
     pub fn state(&self) -> BreakerState {
-        self.with(|s| match s {
+        let now = Instant::now();
+        self.with(|s| match *s {
             State::Closed { .. } => BreakerState::Closed,
-            State::Open { .. } => BreakerState::Open,
-            State::HalfOpen { .. } => BreakerState::HalfOpen,
+            State::Open { until, .. } if now < until => BreakerState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => BreakerState::HalfOpen,
         })
     }
 }
@@ -194,5 +213,30 @@ mod tests {
         trial.success();
         assert_eq!(b.state(), BreakerState::Closed);
         assert!(b.allow().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_recover_without_anyone_calling_allow() {
+        // The stall of a router restart: everybody waits on an open breaker and nobody
+        // would ever ask for the trial. `acquire` makes the first waiter the trial.
+        let b = Breaker::new(cfg());
+        b.allow().unwrap().failure();
+        b.allow().unwrap().failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        tokio::time::advance(Duration::from_millis(60)).await;
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let trial = tokio::time::timeout(Duration::from_secs(1), b.acquire())
+            .await
+            .expect("the open period is over");
+        // A second waiter waits for the trial's verdict, then goes through.
+        let (second, ()) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(1), b.acquire()),
+            async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                trial.success();
+            }
+        );
+        second.expect("closed after the trial").success();
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 }

@@ -2,7 +2,7 @@
 //! `Idempotency-Key` and a W3C `traceparent`, mapped to an answer or a failure object;
 //! `GET /providers` for what the router serves. Router-level trouble (unreachable,
 //! timeouts, 5xx without an answer) feeds the circuit breaker; a provider failure the
-//! router reports properly does not.
+//! router reports properly does not. Every answer body is read with a byte limit.
 
 mod breaker;
 mod catalog;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use beacon_core::wire::{InferenceRequest, InferenceResponse, ProvidersResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
 
-pub use breaker::{Breaker, BreakerState};
+pub use breaker::{Breaker, BreakerState, Permit};
 pub use catalog::{Catalog, RouterCatalog};
 
 use crate::config::BreakerConfig;
@@ -20,22 +20,30 @@ use crate::config::BreakerConfig;
 /// How a router call ended.
 #[derive(Debug)]
 pub enum CallResult {
-    /// `success: true` (possibly an empty answer).
+    /// `success: true` (possibly an empty answer); not yet checked for provenance.
     Answer(InferenceResponse),
     /// A failure, explained; `failure.transient` says whether trying again can help.
-    Failed(Failure),
-    /// The breaker is open: nothing was sent; ask again after this long.
-    BreakerOpen(Duration),
+    Failed {
+        failure: Failure,
+        /// Whether a provider may have been called (and paid) for this attempt.
+        /// `false` only when that is known not to be so: the router could not be
+        /// connected to, a proxy in front of it answered 502/503 for it, or the router
+        /// says it called nobody (`NO_HEALTHY_PROVIDER`, `OVERLOADED` with
+        /// `metadata.attempts = 0`). Such failures wait without spending attempts.
+        bought: bool,
+    },
 }
 
 pub struct RouterClient {
     http: reqwest::Client,
     base: reqwest::Url,
+    /// Bytes of one answer body read at most (`limits.max_router_body_bytes`).
+    max_body: u64,
     pub breaker: Breaker,
 }
 
 impl RouterClient {
-    pub fn new(base: reqwest::Url, breaker: BreakerConfig) -> RouterClient {
+    pub fn new(base: reqwest::Url, breaker: BreakerConfig, max_body: u64) -> RouterClient {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
@@ -45,6 +53,7 @@ impl RouterClient {
         RouterClient {
             http,
             base,
+            max_body,
             breaker: Breaker::new(breaker),
         }
     }
@@ -53,19 +62,17 @@ impl RouterClient {
         format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
     }
 
-    /// One inference. `timeout` bounds the whole call; the router is given a slightly
-    /// smaller budget so it answers (with its own failure) before we give up on it.
+    /// One inference, under a breaker `permit` (from `breaker.acquire()`). `timeout`
+    /// bounds the whole call; the router is given a slightly smaller budget so it
+    /// answers (with its own failure) before we give up on it.
     pub async fn infer(
         &self,
+        permit: Permit<'_>,
         req: &InferenceRequest,
         attempt_id: &str,
         traceparent: &str,
         timeout: Duration,
     ) -> CallResult {
-        let permit = match self.breaker.allow() {
-            Ok(p) => p,
-            Err(wait) => return CallResult::BreakerOpen(wait),
-        };
         let mut body = req.clone();
         let margin = (timeout / 20).clamp(Duration::from_millis(50), Duration::from_secs(5));
         body.timeout_ms = Some(timeout.saturating_sub(margin).as_millis().max(1) as u64);
@@ -82,18 +89,42 @@ impl RouterClient {
             Ok(r) => r,
             Err(e) => {
                 permit.failure();
-                return CallResult::Failed(transport_failure(&e, timeout, &self.base));
+                return CallResult::Failed {
+                    bought: !e.is_connect(),
+                    failure: transport_failure(&e, timeout, &self.base),
+                };
             }
         };
         let status = resp.status().as_u16();
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
+        let bytes = match read_limited(resp, self.max_body).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge(seen)) => {
+                // The router is alive and talking; what it sent is unusable.
+                permit.neutral();
+                let failure = Failure::new(
+                    ErrorCode::RouterResponseTooLarge,
+                    Stage::Router,
+                    format!(
+                        "the router's answer is larger than limits.max_router_body_bytes ({} bytes; {seen} seen)",
+                        self.max_body
+                    ),
+                )
+                .with_http_status(status)
+                .with_transient(false);
+                return CallResult::Failed {
+                    failure,
+                    bought: true,
+                };
+            }
+            Err(BodyError::Transport(e)) => {
                 permit.failure();
-                return CallResult::Failed(transport_failure(&e, timeout, &self.base));
+                return CallResult::Failed {
+                    failure: transport_failure(&e, timeout, &self.base),
+                    bought: true,
+                };
             }
         };
-        match serde_json::from_str::<InferenceResponse>(&text) {
+        match serde_json::from_slice::<InferenceResponse>(&bytes) {
             Ok(r) if r.success => {
                 permit.success();
                 CallResult::Answer(r)
@@ -101,6 +132,7 @@ impl RouterClient {
             Ok(r) => {
                 // The router answered properly; its failure is about providers.
                 permit.neutral();
+                let called_nobody = r.metadata.attempts == 0;
                 let failure = r.failure.unwrap_or_else(|| {
                     let code = r.error_code.clone().unwrap_or(ErrorCode::RouterBadResponse);
                     Failure::new(
@@ -111,42 +143,44 @@ impl RouterClient {
                     )
                     .with_http_status(status)
                 });
-                CallResult::Failed(failure)
+                let bought = !(called_nobody
+                    && matches!(
+                        failure.code,
+                        ErrorCode::NoHealthyProvider | ErrorCode::Overloaded
+                    ));
+                CallResult::Failed { failure, bought }
             }
             Err(_) => {
-                let snippet: String = text.chars().take(200).collect();
+                let snippet: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
                 let transient = status >= 500;
                 if transient {
                     permit.failure();
                 } else {
                     permit.neutral();
                 }
-                CallResult::Failed(
-                    Failure::new(
-                        ErrorCode::RouterBadResponse,
-                        Stage::Router,
-                        format!(
-                            "router answered HTTP {status} without an /inference body: {snippet:?}"
-                        ),
-                    )
-                    .with_http_status(status)
-                    .with_url(self.base.as_str())
-                    .with_transient(transient),
+                let failure = Failure::new(
+                    ErrorCode::RouterBadResponse,
+                    Stage::Router,
+                    format!(
+                        "router answered HTTP {status} without an /inference body: {snippet:?}"
+                    ),
                 )
+                .with_http_status(status)
+                .with_url(self.base.as_str())
+                .with_transient(transient);
+                // 502/503 without the router's own body: a proxy in front of it (Railway's
+                // edge during a deploy) answered that it could not reach the router.
+                CallResult::Failed {
+                    failure,
+                    bought: !matches!(status, 502 | 503),
+                }
             }
         }
     }
 
     /// `GET /providers`.
     pub async fn providers(&self, timeout: Duration) -> Result<ProvidersResponse, Failure> {
-        let resp = self
-            .http
-            .get(self.url("/providers"))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| transport_failure(&e, timeout, &self.base))?;
-        let status = resp.status().as_u16();
+        let (status, body) = self.get_json("/providers", timeout).await?;
         if status != 200 {
             return Err(Failure::new(
                 ErrorCode::RouterBadResponse,
@@ -155,7 +189,7 @@ impl RouterClient {
             )
             .with_http_status(status));
         }
-        resp.json::<ProvidersResponse>().await.map_err(|e| {
+        serde_json::from_slice(&body).map_err(|e| {
             Failure::new(
                 ErrorCode::RouterBadResponse,
                 Stage::Router,
@@ -166,20 +200,38 @@ impl RouterClient {
 
     /// `GET /health` of the router, as JSON (diagnostics).
     pub async fn health(&self, timeout: Duration) -> Result<serde_json::Value, Failure> {
-        let resp = self
-            .http
-            .get(self.url("/health"))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| transport_failure(&e, timeout, &self.base))?;
-        resp.json().await.map_err(|e| {
+        let (_, body) = self.get_json("/health", timeout).await?;
+        serde_json::from_slice(&body).map_err(|e| {
             Failure::new(
                 ErrorCode::RouterBadResponse,
                 Stage::Router,
                 format!("GET /health body: {e}"),
             )
         })
+    }
+
+    /// A GET whose body is read within the same limit as answers.
+    async fn get_json(&self, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>), Failure> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| transport_failure(&e, timeout, &self.base))?;
+        let status = resp.status().as_u16();
+        match read_limited(resp, self.max_body).await {
+            Ok(body) => Ok((status, body)),
+            Err(BodyError::Transport(e)) => Err(transport_failure(&e, timeout, &self.base)),
+            Err(BodyError::TooLarge(_)) => Err(Failure::new(
+                ErrorCode::RouterResponseTooLarge,
+                Stage::Router,
+                format!(
+                    "GET {path}: body over limits.max_router_body_bytes ({} bytes)",
+                    self.max_body
+                ),
+            )),
+        }
     }
 }
 
@@ -207,6 +259,30 @@ fn transport_failure(e: &reqwest::Error, timeout: Duration, base: &reqwest::Url)
         )
     };
     f.with_url(base.as_str())
+}
+
+enum BodyError {
+    /// More than the limit; how many bytes had been seen when reading stopped.
+    TooLarge(u64),
+    Transport(reqwest::Error),
+}
+
+/// Reads a body of at most `limit` bytes: a declared `Content-Length` over it is
+/// refused unread, and a body without one is cut off as soon as it passes the limit,
+/// so a hostile or broken peer cannot make this process hold more than `limit`.
+async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    if let Some(len) = resp.content_length().filter(|n| *n > limit) {
+        return Err(BodyError::TooLarge(len));
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        let seen = (buf.len() + chunk.len()) as u64;
+        if seen > limit {
+            return Err(BodyError::TooLarge(seen));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

@@ -1,6 +1,7 @@
-//! Per-job control: the job's cancellation token, why it was stopped, and how many of
-//! its router calls are in flight (the cancel route waits for them to close before it
-//! answers, so no call outlives the acknowledgement).
+//! Per-job control: the job's cancellation token, why it was stopped, how many of its
+//! router calls are in flight (the cancel route waits for them to close before it
+//! answers, so no call outlives the acknowledgement), and whether its lease is in
+//! doubt (no new call starts while it is).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +31,8 @@ pub struct JobControl {
     reason: OnceLock<StopReason>,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// `true` while the lease could not be renewed for longer than it lasts.
+    lease_doubt: tokio::sync::watch::Sender<bool>,
 }
 
 /// Counts one router call in flight while alive.
@@ -61,6 +64,23 @@ impl JobControl {
 
     pub fn calls_in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The heartbeat's verdict: `true` when the lease could not be renewed for a lease
+    /// period (the database is unreachable, so another instance might take the job
+    /// over once it is back), `false` once a renewal succeeded again.
+    pub fn set_lease_doubt(&self, doubt: bool) {
+        self.lease_doubt
+            .send_if_modified(|d| std::mem::replace(d, doubt) != doubt);
+    }
+
+    /// Waits while the lease is in doubt. `false` if the job was stopped meanwhile.
+    pub async fn wait_lease_confirmed(&self) -> bool {
+        let mut rx = self.lease_doubt.subscribe();
+        tokio::select! {
+            _ = self.token.cancelled() => false,
+            r = rx.wait_for(|doubt| !doubt) => r.is_ok() && !self.token.is_cancelled(),
+        }
     }
 
     /// Waits until no router call of this job is in flight, at most `limit`.
@@ -102,6 +122,7 @@ impl Registry {
             reason: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            lease_doubt: tokio::sync::watch::Sender::new(false),
         });
         self.lock().insert(job_id.to_string(), control.clone());
         control

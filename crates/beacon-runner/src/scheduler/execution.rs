@@ -1,25 +1,31 @@
-//! One execution's life on this instance: wait for the breaker and a call slot, start
-//! an attempt (fenced by the lease), call the router with the attempt id as
-//! `Idempotency-Key`, and store the answer or the failure; transient failures back off
-//! and try again up to `max_attempts`. A cancelled token aborts the call in flight.
+//! One execution's life on this instance: wait for the router's breaker, start an
+//! attempt (fenced by the lease), wait for a call slot, call the router with the
+//! attempt id as `Idempotency-Key`, and store the answer or the failure.
+//!
+//! Two budgets bound what is spent. A call that may have reached a provider is
+//! "bought": transient failures of those retry up to `max_attempts`. A call that
+//! provably bought nothing (the router could not be reached, or answered that no
+//! provider could take it, with `retry_after` when it knows) waits for free, up to
+//! `max_wait_for_provider` and within the job's deadline. Behind both,
+//! `max_total_attempts` caps the attempts of the execution's whole life: one that has
+//! used that many when it is dispatched (after restarts, hand-backs, a database that
+//! refused its outcome) fails at once. A cancelled token aborts the call in flight.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon_core::receipt::sha256_hex;
 use beacon_core::status::ExecutionStatus;
-use beacon_core::wire::{InferenceRequest, InferenceResponse};
+use beacon_core::wire::InferenceRequest;
 use beacon_core::{ErrorCode, Failure, Stage};
 use beacon_store::{AttemptUpdate, ExecutionRecord};
 use chrono::Utc;
-use serde_json::json;
 use tokio::time::Instant;
 
+use super::record::{self, check_answer};
+use super::writes::{self, Written};
 use super::{Ctx, JobControl};
-use crate::classify::classify;
 use crate::events::EventKind;
 use crate::plan::StoredPlan;
-use crate::receipts::{self, ReceiptInput};
 use crate::router::{CallResult, traceparent};
 use crate::views;
 
@@ -28,11 +34,22 @@ use crate::views;
 pub enum Outcome {
     /// Reached a terminal status and stored it.
     Finished(ExecutionStatus),
+    /// Stored as `retrying` (used inside this module only).
+    Retrying,
     /// Stopped by the job's token (cancel, early stop, deadline, shutdown); the job
     /// decides what the row becomes.
     Interrupted,
     /// The store refused the write: lease lost or the row was already terminal.
     Fenced,
+    /// The database refused both the outcome and the failure that explains it: the
+    /// row is left as it was (see `record::store_final`).
+    Unstorable,
+}
+
+/// What the attempt loop does after a failed call.
+enum Next {
+    Retry(Duration),
+    Stop,
 }
 
 pub async fn run(
@@ -40,6 +57,7 @@ pub async fn run(
     exec: ExecutionRecord,
     plan: Arc<StoredPlan>,
     control: Arc<JobControl>,
+    deadline: Instant,
 ) -> Outcome {
     let Some(question) = plan.question(&exec.question_id) else {
         let f = Failure::new(
@@ -47,46 +65,61 @@ pub async fn run(
             Stage::Scheduler,
             format!("question {} is not in the job's plan", exec.question_id),
         );
-        return finish_failure(&ctx, &exec, &plan, 0, f, None, "").await;
+        return finish_failure(&ctx, &control, &exec, &plan, "", 0, f, None).await;
     };
+    let prompt = question.text.as_str();
     let token = &control.token;
-    let mut tries = 0u32;
+    let mut budget = Budget::default();
+    if exec.attempt_count >= ctx.cfg.max_total_attempts {
+        let f = Failure::new(
+            ErrorCode::AttemptsExhausted,
+            Stage::Scheduler,
+            format!(
+                "{} attempts already made over this execution's life \
+                 (scheduler.max_total_attempts = {}): nothing more is bought",
+                exec.attempt_count, ctx.cfg.max_total_attempts
+            ),
+        )
+        .with_transient(false);
+        return finish_failure(&ctx, &control, &exec, &plan, prompt, 0, f, None).await;
+    }
     loop {
-        // A router behind an open breaker gets no attempts; the execution just waits.
-        while let crate::router::BreakerState::Open = ctx.router.breaker.state() {
-            tokio::select! {
-                _ = token.cancelled() => return Outcome::Interrupted,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-        }
+        // A router behind an open breaker gets no attempts; the execution waits, and
+        // the first waiter after the open period becomes the breaker's trial.
+        let permit = tokio::select! {
+            _ = token.cancelled() => return Outcome::Interrupted,
+            p = ctx.router.breaker.acquire() => p,
+        };
         // The attempt is recorded before waiting for a call slot, so the write is
         // done by the time a slot frees up (the orchestration benchmark's finding).
-        let attempt = match ctx
-            .store
-            .start_attempt(&exec.id, &ctx.instance_id, Utc::now())
-            .await
-        {
-            Ok(Some(n)) => n,
-            Ok(None) => return Outcome::Fenced,
-            Err(e) => {
-                tracing::error!(execution = %exec.id, error = %e, "starting an attempt failed; retrying");
-                tokio::select! {
-                    _ = token.cancelled() => return Outcome::Interrupted,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
+        // Nothing has been bought yet, so an outage here is simply waited out.
+        let started = writes::retrying(&ctx.writes, token, "attempt start", || {
+            ctx.store
+                .start_attempt(&exec.id, &ctx.instance_id, Utc::now())
+        })
+        .await;
+        let attempt = match started {
+            Written::Done(Some(n)) => n,
+            Written::Done(None) => return Outcome::Fenced,
+            Written::Abandoned => return Outcome::Interrupted,
+            Written::Refused(e) => {
+                tracing::error!(execution = %exec.id, error = %e, "cannot start an attempt");
+                return Outcome::Unstorable;
             }
         };
         let permits = tokio::select! {
             _ = token.cancelled() => return Outcome::Interrupted,
             p = ctx.limits.acquire(&control.calls, &exec.region) => p,
         };
-        if token.is_cancelled() {
+        // While the lease cannot be renewed (database unreachable for a lease period)
+        // another instance may take the job over: start nothing new until it can.
+        if !control.wait_lease_confirmed().await {
             return Outcome::Interrupted;
         }
         publish(&ctx, &exec.id).await;
         let request = InferenceRequest {
             model: exec.model_id.clone(),
-            prompt: question.text.clone(),
+            prompt: prompt.to_string(),
             temperature: plan.temperature,
             max_tokens: plan.max_tokens,
             region_preference: Some(exec.region.clone()),
@@ -98,17 +131,17 @@ pub async fn run(
         let timeout = plan.provider_timeout().min(ctx.router_timeout);
         let attempt_id = format!("{}:{attempt}", exec.id);
         let parent = traceparent(&plan.trace_id);
-        let started = Instant::now();
+        let called = Instant::now();
         let result = {
             let _call = control.call();
             tokio::select! {
                 biased;
                 _ = token.cancelled() => None,
-                r = ctx.router.infer(&request, &attempt_id, &parent, timeout) => Some(r),
+                r = ctx.router.infer(permit, &request, &attempt_id, &parent, timeout) => Some(r),
             }
         };
         drop(permits);
-        let latency = started.elapsed();
+        let latency = called.elapsed();
         ctx.metrics.observe(
             "beacon_runner_router_call_seconds",
             vec![("region", exec.region.clone())],
@@ -117,87 +150,124 @@ pub async fn run(
         let Some(result) = result else {
             return Outcome::Interrupted;
         };
-        let failure = match result {
-            CallResult::Answer(answer) => match region_violation(&answer, &exec) {
-                None => {
-                    return finish_answer(
-                        &ctx,
-                        &exec,
-                        &plan,
-                        &question.text,
-                        attempt,
-                        answer,
-                        latency,
-                    )
-                    .await;
+        let (failure, bought) = match result {
+            CallResult::Answer(answer) => {
+                match check_answer(&answer, &exec, ctx.limits_cfg.max_answer_bytes) {
+                    Ok(()) => {
+                        let update = record::answer_update(
+                            &ctx, &exec, &plan, prompt, attempt, answer, latency,
+                        );
+                        return finish(&ctx, &control, &exec, &plan, prompt, &update).await;
+                    }
+                    Err(f) => (f, true),
                 }
-                Some(f) => f,
-            },
-            CallResult::Failed(f) => f,
-            CallResult::BreakerOpen(_) => Failure::new(
-                ErrorCode::RouterUnreachable,
-                Stage::Router,
-                "the router circuit breaker is open",
-            )
-            .with_transient(true),
+            }
+            CallResult::Failed { failure, bought } => (failure, bought),
         };
-        tries += 1;
         ctx.metrics.inc(
             "beacon_runner_attempt_failures_total",
             vec![("code", failure.code.to_string())],
         );
-        if failure.transient && tries < ctx.cfg.max_attempts {
-            let wait = backoff(&ctx, tries, failure.retry_after);
-            let update = AttemptUpdate {
-                status: ExecutionStatus::Retrying,
-                next_attempt_at: Some(
-                    Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-                ),
-                ..failed_update(&exec, attempt, &failure, latency)
-            };
-            match ctx.store.finish_attempt(&update, &ctx.instance_id).await {
-                Ok(true) => publish(&ctx, &exec.id).await,
-                Ok(false) => return Outcome::Fenced,
-                Err(e) => {
-                    tracing::error!(execution = %exec.id, error = %e, "recording a retry failed")
-                }
+        let wait = match budget.next(&ctx, &failure, bought, deadline) {
+            Next::Retry(wait) => wait,
+            Next::Stop => {
+                return finish_failure(
+                    &ctx,
+                    &control,
+                    &exec,
+                    &plan,
+                    prompt,
+                    attempt,
+                    failure,
+                    Some(latency),
+                )
+                .await;
             }
-            tokio::select! {
-                _ = token.cancelled() => return Outcome::Interrupted,
-                _ = tokio::time::sleep(wait) => continue,
+        };
+        let update = AttemptUpdate {
+            status: ExecutionStatus::Retrying,
+            attempt_outcome: if bought { "failed" } else { "unavailable" }.into(),
+            next_attempt_at: Some(
+                Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+            ),
+            ..record::failed_update(&exec, attempt, &failure, latency)
+        };
+        match record::write(&ctx, &control, &update).await {
+            Ok(Outcome::Retrying) => publish(&ctx, &exec.id).await,
+            Ok(other) => return other,
+            Err(e) => {
+                // Not even `retrying` can be stored: end the execution with the reason.
+                let f = Failure::new(
+                    ErrorCode::StoreWriteFailed,
+                    Stage::Scheduler,
+                    format!("the database refused to record a retry: {e}"),
+                )
+                .with_transient(false);
+                return finish_failure(&ctx, &control, &exec, &plan, prompt, attempt, f, None)
+                    .await;
             }
         }
-        return finish_failure(
-            &ctx,
-            &exec,
-            &plan,
-            attempt,
-            failure,
-            Some(latency),
-            &question.text,
-        )
-        .await;
+        tokio::select! {
+            _ = token.cancelled() => return Outcome::Interrupted,
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 
-/// An answer must come from the region asked for; the runner never accepts fallback.
-fn region_violation(answer: &InferenceResponse, exec: &ExecutionRecord) -> Option<Failure> {
-    let served = answer.metadata.region.as_deref()?;
-    (served != exec.region).then(|| {
-        Failure::new(
-            ErrorCode::Other("REGION_MISMATCH".into()),
-            Stage::Router,
-            format!(
-                "asked for {} but the answer came from {served}",
-                exec.region
-            ),
-        )
-        .with_provider(
-            answer.provider_used.as_deref().unwrap_or(""),
-            answer.metadata.provider_type.as_deref().unwrap_or(""),
-        )
-        .with_transient(false)
-    })
+/// What one execution has spent in this run.
+#[derive(Default)]
+struct Budget {
+    /// Failed calls that may have reached a provider.
+    bought: u32,
+    /// Failed calls that provably reached none.
+    free: u32,
+    /// Time waited after those.
+    waited: Duration,
+}
+
+impl Budget {
+    /// Whether to try again after `failure`, and after how long.
+    fn next(&mut self, ctx: &Ctx, failure: &Failure, bought: bool, deadline: Instant) -> Next {
+        if !failure.transient {
+            return Next::Stop;
+        }
+        if bought {
+            self.bought += 1;
+            if self.bought >= ctx.cfg.max_attempts {
+                return Next::Stop;
+            }
+            return Next::Retry(backoff(ctx, self.bought, failure.retry_after));
+        }
+        // Nothing was bought: wait for the region (or the router) to come back, as long
+        // as the router says it takes (`retry_after`), within both limits.
+        self.free += 1;
+        let wait = backoff(ctx, self.free, None).max(retry_after(failure));
+        let within_budget = self.waited + wait <= ctx.cfg.max_wait_for_provider;
+        let before_deadline = Instant::now() + wait < deadline;
+        if !(within_budget && before_deadline) {
+            return Next::Stop;
+        }
+        self.waited += wait;
+        Next::Retry(wait)
+    }
+}
+
+/// The peer's `retry_after` (seconds) as a duration, plus a little jitter so that the
+/// executions waiting for the same ejection do not all arrive in the same millisecond.
+fn retry_after(f: &Failure) -> Duration {
+    match f.retry_after {
+        Some(s) if s.is_finite() && s > 0.0 => {
+            Duration::from_secs_f64(s.min(86_400.0)).mul_f64(1.0 + jitter() / 10.0)
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+/// A uniform draw in [0, 1).
+fn jitter() -> f64 {
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    f64::from(u16::from_le_bytes(r)) / 65_536.0
 }
 
 /// Exponential backoff with jitter between `backoff_base` and `backoff_max`, at least
@@ -206,12 +276,9 @@ fn backoff(ctx: &Ctx, tries: u32, retry_after: Option<f64>) -> Duration {
     let exp = ctx
         .cfg
         .backoff_base
-        .saturating_mul(1u32 << (tries - 1).min(16))
+        .saturating_mul(1u32 << (tries.saturating_sub(1)).min(16))
         .min(ctx.cfg.backoff_max);
-    let mut r = [0u8; 2];
-    let _ = getrandom::fill(&mut r);
-    let jitter = 0.5 + f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX) / 2.0;
-    let wait = exp.mul_f64(jitter);
+    let wait = exp.mul_f64(0.5 + jitter() / 2.0);
     match retry_after {
         Some(s) if s.is_finite() && s > 0.0 => wait.max(Duration::from_secs_f64(
             s.min(ctx.cfg.backoff_max.as_secs_f64()),
@@ -220,166 +287,34 @@ fn backoff(ctx: &Ctx, tries: u32, retry_after: Option<f64>) -> Duration {
     }
 }
 
-fn failed_update(
-    exec: &ExecutionRecord,
-    attempt: u32,
-    f: &Failure,
-    latency: Duration,
-) -> AttemptUpdate {
-    AttemptUpdate {
-        execution_id: exec.id.clone(),
-        attempt,
-        status: ExecutionStatus::Failed,
-        finished_at: Utc::now(),
-        attempt_outcome: "failed".into(),
-        error_code: Some(f.code.to_string()),
-        http_status: f.http_status,
-        provider_id: f.provider.clone(),
-        latency_ms: Some(latency.as_millis() as u64),
-        response: None,
-        response_sha256: None,
-        classification: None,
-        output: None,
-        failure: Some(f.clone()),
-        receipt: None,
-        next_attempt_at: None,
-    }
-}
-
-async fn finish_answer(
+#[allow(clippy::too_many_arguments)]
+async fn finish_failure(
     ctx: &Ctx,
+    control: &JobControl,
     exec: &ExecutionRecord,
     plan: &StoredPlan,
     prompt: &str,
-    attempt: u32,
-    answer: InferenceResponse,
-    latency: Duration,
-) -> Outcome {
-    let text = answer.response.clone().unwrap_or_default();
-    let now = Utc::now();
-    let status = ExecutionStatus::Completed;
-    let meta = &answer.metadata;
-    // The answer text lives in the `response` column only (one copy, the one the
-    // receipt hashes); `output` holds its provenance.
-    let output = json!({
-        "provider_id": answer.provider_used,
-        "provider_type": meta.provider_type,
-        "region": meta.region,
-        "provider_region_label": meta.provider_region_label,
-        "model": meta.model,
-        "tokens_generated": meta.tokens_generated,
-        "inference_time": answer.inference_time,
-        "cost_estimate": answer.cost_estimate,
-        "warnings": answer.warnings,
-        "router_attempts": meta.attempts,
-        "trace_id": meta.trace_id,
-        "provider_receipt": meta.receipt,
-    });
-    let receipt = receipts::signed(
-        &ctx.signing_key,
-        ReceiptInput {
-            execution: exec,
-            prompt,
-            temperature: plan.temperature,
-            max_tokens: plan.max_tokens,
-            status: status.as_str(),
-            provider_id: answer.provider_used.as_deref(),
-            provider_region_label: meta.provider_region_label.as_deref(),
-            response: Some(&text),
-            started_at: exec.started_at.or(Some(now)),
-            completed_at: now,
-            trace_id: &plan.trace_id,
-            provider_receipt: meta.receipt.clone(),
-        },
-    );
-    let update = AttemptUpdate {
-        execution_id: exec.id.clone(),
-        attempt,
-        status,
-        finished_at: now,
-        attempt_outcome: if text.trim().is_empty() {
-            "empty".into()
-        } else {
-            "success".into()
-        },
-        error_code: None,
-        http_status: Some(200),
-        provider_id: answer.provider_used.clone(),
-        latency_ms: Some(latency.as_millis() as u64),
-        response_sha256: Some(sha256_hex(&text)),
-        classification: classify(status, Some(&text)),
-        response: Some(text),
-        output: Some(output),
-        failure: None,
-        receipt,
-        next_attempt_at: None,
-    };
-    store_final(ctx, exec, &update).await
-}
-
-async fn finish_failure(
-    ctx: &Ctx,
-    exec: &ExecutionRecord,
-    plan: &StoredPlan,
     attempt: u32,
     failure: Failure,
     latency: Option<Duration>,
-    prompt: &str,
 ) -> Outcome {
-    let status = match failure.code {
-        ErrorCode::ProviderTimeout | ErrorCode::RouterTimeout | ErrorCode::JobTimeout => {
-            ExecutionStatus::Timeout
-        }
-        _ => ExecutionStatus::Failed,
-    };
-    let now = Utc::now();
-    let receipt = receipts::signed(
-        &ctx.signing_key,
-        ReceiptInput {
-            execution: exec,
-            prompt,
-            temperature: plan.temperature,
-            max_tokens: plan.max_tokens,
-            status: status.as_str(),
-            provider_id: failure.provider.as_deref(),
-            provider_region_label: None,
-            response: None,
-            started_at: exec.started_at.or(Some(now)),
-            completed_at: now,
-            trace_id: &plan.trace_id,
-            provider_receipt: None,
-        },
-    );
-    let update = AttemptUpdate {
-        status,
-        attempt_outcome: if status == ExecutionStatus::Timeout {
-            "timeout".into()
-        } else {
-            "failed".into()
-        },
-        classification: classify(status, None),
-        receipt,
-        ..failed_update(exec, attempt, &failure, latency.unwrap_or_default())
-    };
-    store_final(ctx, exec, &update).await
+    let update = record::failure_update(ctx, exec, plan, prompt, attempt, &failure, latency);
+    finish(ctx, control, exec, plan, prompt, &update).await
 }
 
-async fn store_final(ctx: &Ctx, exec: &ExecutionRecord, update: &AttemptUpdate) -> Outcome {
-    match ctx.store.finish_attempt(update, &ctx.instance_id).await {
-        Ok(true) => {
-            ctx.metrics.inc(
-                "beacon_runner_executions_finished_total",
-                vec![("status", update.status.as_str().to_string())],
-            );
-            publish(ctx, &exec.id).await;
-            Outcome::Finished(update.status)
-        }
-        Ok(false) => Outcome::Fenced,
-        Err(e) => {
-            tracing::error!(execution = %exec.id, error = %e, "storing the outcome failed");
-            Outcome::Fenced
-        }
+async fn finish(
+    ctx: &Ctx,
+    control: &JobControl,
+    exec: &ExecutionRecord,
+    plan: &StoredPlan,
+    prompt: &str,
+    update: &AttemptUpdate,
+) -> Outcome {
+    let outcome = record::store_final(ctx, control, exec, plan, prompt, update).await;
+    if let Outcome::Finished(_) = outcome {
+        publish(ctx, &exec.id).await;
     }
+    outcome
 }
 
 async fn publish(ctx: &Ctx, execution_id: &str) {

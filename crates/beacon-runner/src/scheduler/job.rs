@@ -1,6 +1,8 @@
 //! One job on this instance: keeps the lease alive, dispatches pending executions up
 //! to the job's limit, watches the deadline and the success threshold, and on the way
-//! out either finalizes the job or hands its work back.
+//! out either finalizes the job or hands its work back. A database that stops
+//! answering pauses the job (nothing is thrown away, nothing new is called while the
+//! lease is in doubt) and the job goes on when it is back.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -15,12 +17,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::execution::{self, Outcome};
+use super::writes::{self, Written};
 use super::{Ctx, JobControl, StopReason};
 use crate::events::EventKind;
 use crate::plan::StoredPlan;
 use crate::views;
 
-pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracker: TaskTracker) {
+/// Pause before asking the database again after a failed read of the job's work.
+const READ_RETRY: Duration = Duration::from_millis(500);
+
+pub async fn run(
+    ctx: Arc<Ctx>,
+    job: JobRecord,
+    control: Arc<JobControl>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
     let plan: StoredPlan = match serde_json::from_value(job.plan_json.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -54,6 +66,8 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
     let deadline_at = tokio::time::Instant::now() + deadline_in;
 
     let mut counts = ctx.store.counts(&job.id).await.unwrap_or_default();
+    // Executions whose outcome the database refused to store (see record.rs).
+    let mut unstorable = 0usize;
     let mut tasks: JoinSet<(String, Outcome)> = JoinSet::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut buffer: VecDeque<ExecutionRecord> = VecDeque::new();
@@ -70,7 +84,8 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
             break;
         }
         // Fill free job slots with pending executions, in cell order.
-        while tasks.len() < per_job {
+        let mut read_failed = false;
+        while tasks.len() < per_job && !read_failed {
             if buffer.is_empty() {
                 let exclude: Vec<String> = in_flight.iter().cloned().collect();
                 match ctx
@@ -80,7 +95,8 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
                 {
                     Ok(rows) => buffer.extend(rows),
                     Err(e) => {
-                        tracing::error!(job = %job.id, error = %e, "loading pending executions failed")
+                        tracing::warn!(job = %job.id, error = %e, "loading pending executions failed; trying again");
+                        read_failed = true;
                     }
                 }
             }
@@ -93,8 +109,19 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
             let (ctx, plan, control) = (ctx.clone(), plan.clone(), control.clone());
             tasks.spawn(async move {
                 let id = exec.id.clone();
-                (id, execution::run(ctx, exec, plan, control).await)
+                (
+                    id,
+                    execution::run(ctx, exec, plan, control, deadline_at).await,
+                )
             });
+        }
+        if tasks.is_empty() && read_failed {
+            // The database did not answer: nothing is known to be left or done. Ask
+            // again shortly rather than finalize (or hand back) on no information.
+            tokio::select! {
+                _ = control.token.cancelled() => break,
+                _ = tokio::time::sleep(READ_RETRY) => continue,
+            }
         }
         if tasks.is_empty() {
             // Nothing in flight and nothing pending: every execution is terminal.
@@ -110,6 +137,7 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
             Some(joined) = tasks.join_next() => {
                 if let Ok((id, outcome)) = joined {
                     in_flight.remove(&id);
+                    unstorable += usize::from(outcome == Outcome::Unstorable);
                     record(&mut counts, outcome);
                 }
             }
@@ -126,15 +154,14 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
                 "cancelled: the job can no longer reach its min_success_rate",
             )
             .with_transient(false);
-            log_err(
-                ctx.store
-                    .cancel_unfinished(
-                        &job.id,
-                        &f,
-                        Some(failure_reason::MIN_SUCCESS_RATE_UNREACHABLE),
-                    )
-                    .await,
-            );
+            cancel_rest(
+                &ctx,
+                &job.id,
+                &f,
+                failure_reason::MIN_SUCCESS_RATE_UNREACHABLE,
+                &shutdown,
+            )
+            .await;
         }
         Some(StopReason::Deadline) => {
             let f = Failure::new(
@@ -143,11 +170,7 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
                 format!("the job's timeout of {:?} ran out", plan.timeout()),
             )
             .with_transient(false);
-            log_err(
-                ctx.store
-                    .cancel_unfinished(&job.id, &f, Some(failure_reason::JOB_TIMEOUT))
-                    .await,
-            );
+            cancel_rest(&ctx, &job.id, &f, failure_reason::JOB_TIMEOUT, &shutdown).await;
         }
         _ => {}
     }
@@ -170,19 +193,21 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
         _ => {
             // An early stop or deadline may have finalized the job already (in the
             // cancelling transaction); either way, report the terminal state once.
-            let finished = match ctx.store.finalize_job(&job.id, Utc::now()).await {
-                Ok(Some(done)) => Some(done),
-                Ok(None) => ctx
+            // Through an outage: the verdict is worth waiting for.
+            let finalized = writes::retrying(&ctx.writes, &shutdown, "finalize", || {
+                ctx.store.finalize_job(&job.id, Utc::now())
+            })
+            .await;
+            let finished = match finalized {
+                Written::Done(Some(done)) => Some(done),
+                Written::Done(None) => ctx
                     .store
                     .get_job(&job.id)
                     .await
                     .ok()
                     .flatten()
                     .filter(|j| j.status.is_terminal()),
-                Err(e) => {
-                    tracing::error!(job = %job.id, error = %e, "finalizing failed");
-                    None
-                }
+                Written::Refused(_) | Written::Abandoned => None,
             };
             match finished {
                 Some(done) => {
@@ -191,6 +216,13 @@ pub async fn run(ctx: Arc<Ctx>, job: JobRecord, control: Arc<JobControl>, tracke
                         vec![("status", done.status.as_str().to_string())],
                     );
                     tracing::info!(job = %job.id, status = %done.status, reason = ?done.failure_reason, "job finished");
+                }
+                // Executions the database refused to store are still `running`:
+                // releasing the lease would have the job claimed, re-queued and the
+                // same answers bought again at once. Keep the lease until it expires
+                // (one more try per lease period, bounded by max_total_attempts).
+                None if unstorable > 0 => {
+                    tracing::error!(job = %job.id, unstorable, "executions could not be stored; the job keeps its lease until it expires");
                 }
                 // Not every execution is terminal (a retry-failed raced us): let the
                 // lease go so the job is claimed again.
@@ -206,6 +238,21 @@ fn record(counts: &mut ExecutionCounts, outcome: Outcome) {
         counts.pending = counts.pending.saturating_sub(1);
         counts.add(status, 1);
     }
+}
+
+/// Cancels what is left of the job (early stop, deadline), through database outages:
+/// until it is written, nothing stops another owner from buying the rest.
+async fn cancel_rest(
+    ctx: &Ctx,
+    job_id: &str,
+    failure: &Failure,
+    reason: &str,
+    shutdown: &CancellationToken,
+) {
+    let _ = writes::retrying(&ctx.writes, shutdown, "cancel the rest", || {
+        ctx.store.cancel_unfinished(job_id, failure, Some(reason))
+    })
+    .await;
 }
 
 fn log_err<T>(r: beacon_store::Result<T>) {
@@ -231,32 +278,52 @@ pub async fn publish_job(ctx: &Ctx, job_id: &str) {
     }
 }
 
-/// Renews the lease; a lost lease, or a cancel requested through another instance,
-/// stops the job here.
+/// Renews the lease. A renewal refused (another instance owns the job) stops the job
+/// here. A database that does not answer is not a lost lease: renewals are retried
+/// every [`READ_RETRY`], and once the lease has gone unrenewed for its whole length
+/// the job starts no new call until a renewal succeeds (calls in flight finish and
+/// their answers are held for the database). The cancel check by polling is the
+/// fallback for a cancel signal this instance missed.
 async fn heartbeat(ctx: Arc<Ctx>, control: Arc<JobControl>, stop: CancellationToken) {
     let mut last_ok = tokio::time::Instant::now();
+    let mut failing = false;
     loop {
+        let pause = if failing {
+            READ_RETRY
+        } else {
+            ctx.cfg.heartbeat
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = control.token.cancelled() => return,
-            _ = tokio::time::sleep(ctx.cfg.heartbeat) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
         match ctx
             .store
             .renew_lease(&control.job_id, &ctx.instance_id, ctx.cfg.lease, Utc::now())
             .await
         {
-            Ok(true) => last_ok = tokio::time::Instant::now(),
+            Ok(true) => {
+                if failing {
+                    tracing::info!(job = %control.job_id, "lease renewed again after the database came back");
+                }
+                failing = false;
+                last_ok = tokio::time::Instant::now();
+                control.set_lease_doubt(false);
+            }
             Ok(false) => {
                 control.stop(StopReason::LeaseLost);
                 return;
             }
             Err(e) => {
-                tracing::warn!(job = %control.job_id, error = %e, "lease renewal failed");
-                if last_ok.elapsed() >= ctx.cfg.lease {
-                    control.stop(StopReason::LeaseLost);
-                    return;
+                if !failing {
+                    tracing::warn!(job = %control.job_id, error = %e, "lease renewal failed; retrying");
                 }
+                failing = true;
+                if last_ok.elapsed() >= ctx.cfg.lease {
+                    control.set_lease_doubt(true);
+                }
+                continue;
             }
         }
         if let Ok(Some(job)) = ctx.store.get_job(&control.job_id).await {

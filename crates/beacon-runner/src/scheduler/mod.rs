@@ -12,6 +12,9 @@ mod control;
 mod execution;
 mod job;
 mod limits;
+mod record;
+mod signals;
+mod writes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +28,10 @@ use tokio_util::task::TaskTracker;
 
 pub use control::{JobControl, Registry, StopReason};
 pub use limits::Limits;
+pub use signals::{CALLS_CLOSE_WAIT, CancelAcks};
+pub use writes::{WriteHealth, WriteTrouble};
 
-use crate::config::SchedulerConfig;
+use crate::config::{LimitsConfig, SchedulerConfig};
 use crate::events::Events;
 use crate::router::RouterClient;
 
@@ -41,15 +46,22 @@ pub struct Ctx {
     pub events: Arc<Events>,
     pub metrics: Arc<beacon_core::metrics::Registry>,
     pub limits: Limits,
+    /// `[limits]`: what is read from the router and kept per execution.
+    pub limits_cfg: LimitsConfig,
     pub jobs: Registry,
+    /// Whether the scheduler's writes go through right now (health).
+    pub writes: WriteHealth,
+    /// Cancel routes waiting for another instance to stop a job's calls.
+    pub acks: CancelAcks,
     /// Wakes the claim loop (a job was submitted, or a job slot freed up).
     pub wake: Notify,
 }
 
-/// Runs the claim loop until `token` is cancelled, then waits for every job task to
-/// hand its work back.
+/// Runs the claim loop (and the cancel-signal listener) until `token` is cancelled,
+/// then waits for every job task to hand its work back.
 pub async fn run(ctx: Arc<Ctx>, token: CancellationToken, tracker: TaskTracker) {
     tracing::info!(instance = %ctx.instance_id, "scheduler started");
+    tracker.spawn(signals::run(ctx.clone(), token.clone(), tracker.clone()));
     loop {
         claim_available(&ctx, &token, &tracker).await;
         tokio::select! {
@@ -78,9 +90,9 @@ async fn claim_available(ctx: &Arc<Ctx>, token: &CancellationToken, tracker: &Ta
                     token.child_token(),
                     ctx.cfg.max_concurrency_per_job,
                 );
-                let (ctx, inner) = (ctx.clone(), tracker.clone());
+                let (ctx, inner, shutdown) = (ctx.clone(), tracker.clone(), token.clone());
                 tracker.spawn(async move {
-                    job::run(ctx.clone(), job, control.clone(), inner).await;
+                    job::run(ctx.clone(), job, control.clone(), inner, shutdown).await;
                     ctx.jobs.remove(&control.job_id);
                     ctx.wake.notify_one();
                 });
@@ -92,4 +104,10 @@ async fn claim_available(ctx: &Arc<Ctx>, token: &CancellationToken, tracker: &Ta
             }
         }
     }
+}
+
+/// An API-only instance runs no jobs but still answers cancels: it listens for the
+/// acknowledgements of the instances that run them.
+pub async fn listen_only(ctx: Arc<Ctx>, token: CancellationToken, tracker: TaskTracker) {
+    signals::run(ctx, token, tracker).await;
 }

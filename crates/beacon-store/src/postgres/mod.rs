@@ -4,6 +4,7 @@
 
 mod insert;
 mod scheduling;
+mod signals;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -77,6 +78,15 @@ impl RowExt for PgRow {
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>> {
         Ok(self.try_get(col)?)
+    }
+    fn opt_answer(&self, col: &str) -> Result<Option<String>> {
+        // BYTEA (migration 0002): TEXT cannot hold U+0000.
+        self.try_get::<Option<Vec<u8>>, _>(col)?
+            .map(|b| {
+                String::from_utf8(b)
+                    .map_err(|e| crate::StoreError::Corrupt(format!("{col} is not UTF-8: {e}")))
+            })
+            .transpose()
     }
     fn int(&self, col: &str) -> Result<i64> {
         Ok(self.try_get(col)?)
@@ -374,6 +384,16 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         let out = Self::retry_failed_in(&mut tx, job_id).await;
         end(tx, out).await
+    }
+
+    async fn listen(&self) -> Result<Option<Box<dyn crate::SignalStream>>> {
+        Ok(Some(Box::new(
+            signals::PgSignals::connect(&self.pool).await?,
+        )))
+    }
+
+    async fn notify_cancel_done(&self, job_id: &str) -> Result<()> {
+        signals::notify(&self.pool, signals::CANCEL_DONE, job_id).await
     }
 
     async fn leases(&self) -> Result<Vec<LeaseInfo>> {

@@ -282,7 +282,7 @@ impl PgStore {
         .bind(&u.execution_id)
         .bind(row.status)
         .bind(&row.provider_id)
-        .bind(&row.response)
+        .bind(row.response.as_deref().map(str::as_bytes))
         .bind(&row.response_sha256)
         .bind(row.classification)
         .bind(&row.output)
@@ -399,6 +399,9 @@ impl PgStore {
         .execute(&mut **tx)
         .await?;
         let n = cancel_in(tx, job_id, failure, now).await?;
+        // Delivered to every listening instance when this transaction commits: the one
+        // running the job stops its calls at once instead of at its next heartbeat.
+        super::signals::notify(&mut **tx, super::signals::CANCEL_REQUESTED, job_id).await?;
         let done = match finalize_in(tx, job_id, now).await? {
             Some(done) => done,
             None => write_verdict(tx, job_id, &common::empty_job_cancel_verdict(), now).await?,

@@ -21,10 +21,11 @@ use async_trait::async_trait;
 use beacon_core::Failure;
 use beacon_core::status::ExecutionCounts;
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, Connection, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::common::{self, RowExt, attempt_cols, execution_cols, job_cols, json_text};
@@ -140,8 +141,27 @@ impl SqliteStore {
     /// `busy_timeout`).
     pub(super) async fn write_tx(&self) -> Result<WriteTx> {
         let turn = self.write_turn().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let conn = self.clean_connection().await?;
+        let tx = Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// A pooled connection that sqlx does not count as inside a transaction. On a full
+    /// disk or an I/O error SQLite may end the transaction by itself; the COMMIT or
+    /// ROLLBACK that follows then fails, sqlx keeps counting the transaction as open,
+    /// and every later BEGIN on that connection fails ("begin_with at non-zero
+    /// transaction depth"): the pool would stay poisoned after the disk recovered.
+    /// Such a connection is closed instead of reused; a new one is opened in its place.
+    async fn clean_connection(&self) -> Result<PoolConnection<Sqlite>> {
+        for _ in 0..=MAX_CONNECTIONS {
+            let mut conn = self.pool.acquire().await?;
+            if !conn.is_in_transaction() {
+                return Ok(conn);
+            }
+            tracing::warn!("closing a SQLite connection left inside a failed transaction");
+            conn.close_on_drop();
+        }
+        Err(StoreError::Database(sqlx::Error::BeginFailed))
     }
 }
 
@@ -150,6 +170,10 @@ impl RowExt for SqliteRow {
         Ok(self.try_get(col)?)
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_answer(&self, col: &str) -> Result<Option<String>> {
+        // SQLite TEXT keeps its length, so U+0000 survives as it is.
         Ok(self.try_get(col)?)
     }
     fn int(&self, col: &str) -> Result<i64> {

@@ -16,121 +16,18 @@ use serde::{Deserialize, Deserializer};
 pub use beacon_service::ConfigError;
 use beacon_service::config_error as err;
 
+mod sections;
+
+use sections::check_scheduler;
+pub use sections::{
+    BreakerConfig, LimitsConfig, SchedulerConfig, SignatureConfig, SignaturePolicy,
+};
+
 /// Environment names of the router URL, in the order they are reported.
 pub const ROUTER_URL_KEYS: [&str; 3] = ["ROUTER_URL", "HYBRID_ROUTER_URL", "HYBRID_BASE"];
 /// Environment names of the router timeout (seconds).
 pub const ROUTER_TIMEOUT_KEYS: [&str; 3] =
     ["ROUTER_TIMEOUT", "HYBRID_ROUTER_TIMEOUT", "HYBRID_TIMEOUT"];
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
-}
-
-/// Whether job specs must be signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignaturePolicy {
-    Required,
-    Optional,
-}
-
-/// `[signatures]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SignatureConfig {
-    pub policy: SignaturePolicy,
-    /// Base64 public keys allowed to submit; empty = any valid key.
-    pub trusted_keys: Vec<String>,
-    /// How far `metadata.timestamp` may be from now.
-    #[serde(deserialize_with = "de_duration")]
-    pub max_clock_skew: Duration,
-}
-
-impl Default for SignatureConfig {
-    fn default() -> Self {
-        SignatureConfig {
-            policy: SignaturePolicy::Required,
-            trusted_keys: Vec::new(),
-            max_clock_skew: Duration::from_secs(600),
-        }
-    }
-}
-
-/// `[scheduler]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SchedulerConfig {
-    /// `false` makes an API-only instance: it accepts and serves jobs, another
-    /// instance on the same database runs them.
-    pub enabled: bool,
-    /// Router calls in flight from this instance, all jobs together.
-    pub max_concurrency: u32,
-    /// Router calls in flight for one job.
-    pub max_concurrency_per_job: u32,
-    /// Router calls in flight to one region from this instance.
-    pub max_concurrency_per_region: u32,
-    /// Jobs this instance runs at once.
-    pub max_jobs: u32,
-    /// Attempts per execution (first try included) for transient failures.
-    pub max_attempts: u32,
-    #[serde(deserialize_with = "de_duration")]
-    pub backoff_base: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    pub backoff_max: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    pub lease: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    pub heartbeat: Duration,
-    /// How often idle instances look for claimable jobs.
-    #[serde(deserialize_with = "de_duration")]
-    pub poll_interval: Duration,
-    /// How long SIGTERM waits for in-flight work to be handed back.
-    #[serde(deserialize_with = "de_duration")]
-    pub shutdown_grace: Duration,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        SchedulerConfig {
-            enabled: true,
-            max_concurrency: 64,
-            max_concurrency_per_job: 32,
-            max_concurrency_per_region: 32,
-            max_jobs: 8,
-            max_attempts: 3,
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            lease: Duration::from_secs(30),
-            heartbeat: Duration::from_secs(10),
-            poll_interval: Duration::from_millis(500),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// `[breaker]`: the circuit breaker on the router client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BreakerConfig {
-    /// Consecutive router-level failures (unreachable, timeouts, 5xx without an answer)
-    /// that open the breaker.
-    pub failure_threshold: u32,
-    #[serde(deserialize_with = "de_duration")]
-    pub open_for: Duration,
-    #[serde(deserialize_with = "de_duration")]
-    pub max_open_for: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            failure_threshold: 5,
-            open_for: Duration::from_secs(2),
-            max_open_for: Duration::from_secs(60),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +47,8 @@ struct RawConfig {
     scheduler: SchedulerConfig,
     #[serde(default)]
     breaker: BreakerConfig,
+    #[serde(default)]
+    limits: LimitsConfig,
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -175,6 +74,7 @@ pub struct Config {
     pub signatures: SignatureConfig,
     pub scheduler: SchedulerConfig,
     pub breaker: BreakerConfig,
+    pub limits: LimitsConfig,
     pub admin_token: Option<String>,
     /// Signs receipts. `None` in the file means "generate one at start" (logged).
     pub signing_key: Option<SigningKey>,
@@ -286,6 +186,7 @@ impl Config {
         if raw.breaker.failure_threshold == 0 {
             return Err(err("breaker.failure_threshold", "must be at least 1"));
         }
+        raw.limits.check()?;
         let instance_id = raw.instance_id.unwrap_or_else(default_instance_id);
         Ok(Config {
             listen,
@@ -299,6 +200,7 @@ impl Config {
             signatures: raw.signatures,
             scheduler: raw.scheduler,
             breaker: raw.breaker,
+            limits: raw.limits,
             admin_token: env("RUNNER_ADMIN_TOKEN"),
             signing_key,
         })
@@ -377,39 +279,6 @@ fn first_env<'k>(
         }
     }
     Ok(set.into_iter().next())
-}
-
-fn check_scheduler(s: &SchedulerConfig) -> Result<(), ConfigError> {
-    for (key, v) in [
-        ("scheduler.max_concurrency", s.max_concurrency),
-        (
-            "scheduler.max_concurrency_per_job",
-            s.max_concurrency_per_job,
-        ),
-        (
-            "scheduler.max_concurrency_per_region",
-            s.max_concurrency_per_region,
-        ),
-        ("scheduler.max_jobs", s.max_jobs),
-        ("scheduler.max_attempts", s.max_attempts),
-    ] {
-        if v == 0 {
-            return Err(err(key, "must be at least 1"));
-        }
-    }
-    if s.heartbeat >= s.lease {
-        return Err(err(
-            "scheduler.heartbeat",
-            "must be shorter than scheduler.lease",
-        ));
-    }
-    if s.backoff_max < s.backoff_base {
-        return Err(err(
-            "scheduler.backoff_max",
-            "must be at least backoff_base",
-        ));
-    }
-    Ok(())
 }
 
 fn default_instance_id() -> String {
@@ -532,7 +401,7 @@ mod tests {
 
     #[test]
     fn the_deploy_example_is_valid() {
-        let text = include_str!("../../../deploy/runner.example.toml");
+        let text = include_str!("../../../../deploy/runner.example.toml");
         let c = Config::from_toml(text, &env_of(&[("ROUTER_URL", "http://r")])).unwrap();
         assert_eq!(c.scheduler.max_concurrency_per_region, 6);
     }
