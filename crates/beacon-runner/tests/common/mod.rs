@@ -94,6 +94,8 @@ pub struct Opts {
     /// Run the simulators on the built-in demo scenario (`beacon_sim::Scenario::demo()`):
     /// designed regional differences on the catalogue questions.
     pub scenario: bool,
+    /// More runner TOML after the `[scheduler]` table (e.g. a `[limits]` table).
+    pub runner_tables: String,
 }
 
 pub struct Stack {
@@ -111,8 +113,13 @@ pub const FAST_SCHEDULER: &str = "poll_interval = \"50ms\"\nheartbeat = \"500ms\
 /// A runner config: signed specs required, fast scheduler, `scheduler` lines added
 /// to the `[scheduler]` table (later keys must not repeat earlier ones).
 pub fn runner_config(db_url: &str, router_url: &str, scheduler: &str) -> Config {
+    runner_config_with(db_url, router_url, scheduler, "")
+}
+
+/// [`runner_config`] with more tables after `[scheduler]`.
+pub fn runner_config_with(db_url: &str, router_url: &str, scheduler: &str, tables: &str) -> Config {
     let toml_text = format!(
-        "listen = \"127.0.0.1:0\"\n[scheduler]\n{scheduler}\n{}",
+        "listen = \"127.0.0.1:0\"\n[scheduler]\n{scheduler}\n{}\n{tables}",
         fast_without(scheduler)
     );
     let (db, router) = (db_url.to_string(), router_url.to_string());
@@ -151,7 +158,6 @@ impl Stack {
             opts.regions.clone()
         };
         let mut sims = Vec::new();
-        let mut providers = String::new();
         for region in regions {
             let mut cfg = SimConfig::for_region(Region::parse(region).unwrap())
                 .with_faults(opts.faults.get(region).cloned().unwrap_or_default());
@@ -162,21 +168,19 @@ impl Stack {
                 cfg = cfg.with_scenario(beacon_sim::Scenario::demo().unwrap());
             }
             let sim = Simulator::start(cfg).await.unwrap();
-            providers.push_str(&format!(
-                "[[providers]]\nname = \"sim-{region}\"\nkind = \"modal\"\nregion = \"{region}\"\nurl = \"{}/\"\nmodels = [\"llama3.2-1b\", \"mistral-7b\", \"qwen2.5-1.5b\"]\nmax_concurrency = 64\nqueue_timeout = \"10s\"\nrequest_timeout = \"30s\"\n",
-                sim.url()
-            ));
             sims.push((region, sim));
         }
-        let router_toml = format!(
-            "listen = \"127.0.0.1:0\"\n[health]\nprobe_interval = \"30s\"\nunhealthy_after = {}\neject_base = \"300ms\"\neject_max = \"1s\"\n{providers}",
-            opts.unhealthy_after.unwrap_or(3)
-        );
+        let router_toml = router_toml(&sims, "127.0.0.1:0", opts.unhealthy_after);
         let router_cfg = beacon_router::Config::from_toml(&router_toml, &|_| None).unwrap();
         let router = beacon_router::start(router_cfg).await.unwrap();
-        let runner = beacon_runner::start(runner_config(&db.url, &router.url, &opts.scheduler))
-            .await
-            .unwrap();
+        let runner = beacon_runner::start(runner_config_with(
+            &db.url,
+            &router.url,
+            &opts.scheduler,
+            &opts.runner_tables,
+        ))
+        .await
+        .unwrap();
         Some(Stack {
             sims,
             router,
@@ -192,6 +196,29 @@ impl Stack {
         beacon_runner::start(runner_config(&self.db.url, &self.router.url, scheduler))
             .await
             .unwrap()
+    }
+
+    /// A direct connection to the test's database, for what no API does (installing
+    /// a trigger that makes the database refuse a write).
+    pub async fn sql(&self, statements: &[&str]) {
+        use sqlx::Connection;
+        if self.db.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.db.url).await.unwrap();
+            for s in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*s))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+            for s in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(*s))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
     }
 
     pub fn sim(&self, region: &str) -> &SimHandle {
@@ -296,6 +323,26 @@ impl Stack {
             pg.cleanup().await;
         }
     }
+}
+
+/// A router configuration with one Modal provider per simulator, listening on
+/// `listen`; `unhealthy_after` defaults to 3.
+pub fn router_toml(
+    sims: &[(&'static str, SimHandle)],
+    listen: &str,
+    unhealthy_after: Option<u32>,
+) -> String {
+    let mut providers = String::new();
+    for (region, sim) in sims {
+        providers.push_str(&format!(
+            "[[providers]]\nname = \"sim-{region}\"\nkind = \"modal\"\nregion = \"{region}\"\nurl = \"{}/\"\nmodels = [\"llama3.2-1b\", \"mistral-7b\", \"qwen2.5-1.5b\"]\nmax_concurrency = 64\nqueue_timeout = \"10s\"\nrequest_timeout = \"30s\"\n",
+            sim.url()
+        ));
+    }
+    format!(
+        "listen = \"{listen}\"\n[health]\nprobe_interval = \"30s\"\nunhealthy_after = {}\neject_base = \"300ms\"\neject_max = \"1s\"\n{providers}",
+        unhealthy_after.unwrap_or(3)
+    )
 }
 
 pub fn merge(base: &mut Value, extra: Value) {

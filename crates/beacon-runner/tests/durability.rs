@@ -1,0 +1,275 @@
+//! Routine faults that must not cost money or answers (issue: durability under routine
+//! faults): a router that lies about provenance or sends too much, a database that
+//! refuses an answer, a router restart under a running job.
+//!
+//! The lying router is a proxy in front of the real router: every call reaches the
+//! real router and the simulators (so provider calls are counted as usual), and only
+//! the `/inference` answer is rewritten on its way back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use common::*;
+use futures_util::stream;
+use serde_json::{Value, json};
+
+const Q3: [&str; 3] = ["math_basic", "tiananmen_neutral", "taiwan_status"];
+
+/// No early stop: every execution meets the fault, whatever the others did.
+static EVERY_CELL: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| json!({"constraints": {"min_success_rate": 0.0}}));
+
+/// How the proxy rewrites `/inference` answers.
+#[derive(Clone, Copy)]
+enum Lie {
+    /// `{"success": true}` and nothing else.
+    NoProvenance,
+    /// A body of this many bytes, streamed without a `Content-Length`.
+    HugeBody(usize),
+    /// The real answer with its text replaced by this many bytes.
+    LongAnswer(usize),
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    lie: Lie,
+    http: reqwest::Client,
+}
+
+async fn forward(State(p): State<Proxy>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let url = format!("{}{}", p.upstream, parts.uri);
+    let mut out = p.http.request(parts.method.clone(), url).body(body);
+    for (k, v) in &parts.headers {
+        if k != "host" && k != "content-length" {
+            out = out.header(k, v);
+        }
+    }
+    let resp = out.send().await.unwrap();
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    if parts.uri.path() != "/inference" {
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(bytes))
+            .unwrap();
+    }
+    let body = match p.lie {
+        Lie::NoProvenance => Body::from(r#"{"success": true}"#),
+        Lie::HugeBody(n) => {
+            let chunk = vec![b' '; 64 * 1024];
+            let chunks = n.div_ceil(chunk.len());
+            Body::from_stream(stream::iter(
+                (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            ))
+        }
+        Lie::LongAnswer(n) => {
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+            v["response"] = json!("x".repeat(n));
+            Body::from(v.to_string())
+        }
+    };
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
+/// A runner (scheduler on) that calls the stack's router through a lying proxy.
+async fn lying_runner(stack: &Stack, lie: Lie, tables: &str) -> beacon_runner::RunnerHandle {
+    let proxy = Proxy {
+        upstream: stack.router.url.clone(),
+        lie,
+        http: reqwest::Client::new(),
+    };
+    let app = axum::Router::new().fallback(forward).with_state(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    beacon_runner::start(runner_config_with(&stack.db.url, &url, "", tables))
+        .await
+        .unwrap()
+}
+
+async fn api_only(backend: Backend) -> Option<Stack> {
+    Stack::start(
+        backend,
+        Opts {
+            scheduler: "enabled = false".into(),
+            ..Opts::default()
+        },
+    )
+    .await
+}
+
+backend_test!(
+    an_answer_without_provenance_fails_and_is_never_signed_as_served,
+    |backend| async move {
+        let Some(stack) = api_only(backend).await else {
+            return;
+        };
+        let runner = lying_runner(&stack, Lie::NoProvenance, "").await;
+        // min_success_rate 0: no early stop, so every execution meets the liar.
+        let spec = stack.spec("job-liar", &Q3, &MODELS, &REGIONS, EVERY_CELL.clone());
+        let (status, body) = stack.submit(&spec).await;
+        assert_eq!(status, 202, "{body}");
+        let job = stack
+            .wait_terminal("job-liar", Duration::from_secs(30))
+            .await;
+        let execs = executions(&job);
+        assert_eq!(execs.len(), 27);
+        for e in &execs {
+            assert_eq!(e["status"], "failed", "{e}");
+            assert_eq!(e["failure"]["code"], "ROUTER_BAD_RESPONSE", "{e}");
+            assert_eq!(e["failure"]["transient"], false, "{e}");
+            let receipt = &e["receipt"];
+            assert!(
+                receipt.is_null() || receipt["status"] != "completed",
+                "no receipt says served: {receipt}"
+            );
+        }
+        // Not retried: one provider call per execution.
+        assert_eq!(stack.all_live_calls().len(), 27);
+        runner.shutdown().await;
+        stack.shutdown().await;
+    }
+);
+
+backend_test!(
+    oversized_router_answers_are_cut_off_and_not_stored,
+    |backend| async move {
+        let Some(stack) = api_only(backend).await else {
+            return;
+        };
+        let limits = "[limits]\nmax_router_body_bytes = 1048576\nmax_answer_bytes = 4096\n";
+        // 64 MiB streamed without a Content-Length: read up to the limit, then dropped.
+        let huge = lying_runner(&stack, Lie::HugeBody(64 << 20), limits).await;
+        let spec = stack.spec(
+            "job-huge",
+            &Q3[..1],
+            &MODELS[..1],
+            &REGIONS,
+            EVERY_CELL.clone(),
+        );
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        let job = stack
+            .wait_terminal("job-huge", Duration::from_secs(30))
+            .await;
+        for e in executions(&job) {
+            assert_eq!(e["failure"]["code"], "ROUTER_RESPONSE_TOO_LARGE", "{e}");
+            assert!(
+                e["failure"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("max_router_body_bytes"),
+                "{e}"
+            );
+            assert!(e["output"]["response"].is_null(), "{e}");
+        }
+        huge.shutdown().await;
+
+        // A body under the limit whose answer text is over what one execution keeps.
+        let long = lying_runner(&stack, Lie::LongAnswer(100_000), limits).await;
+        let spec = stack.spec(
+            "job-long",
+            &Q3[..1],
+            &MODELS[..1],
+            &REGIONS,
+            EVERY_CELL.clone(),
+        );
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        let job = stack
+            .wait_terminal("job-long", Duration::from_secs(30))
+            .await;
+        for e in executions(&job) {
+            assert_eq!(e["status"], "failed", "{e}");
+            assert_eq!(e["failure"]["code"], "ROUTER_RESPONSE_TOO_LARGE", "{e}");
+            assert!(
+                e["failure"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("max_answer_bytes"),
+                "{e}"
+            );
+        }
+        // Neither job retried: one call per execution.
+        assert_eq!(stack.all_live_calls().len(), 6);
+        long.shutdown().await;
+        stack.shutdown().await;
+    }
+);
+
+backend_test!(
+    a_database_that_refuses_an_answer_ends_it_with_one_call,
+    |backend| async move {
+        let Some(stack) = Stack::start(backend, Opts::default()).await else {
+            return;
+        };
+        // The database refuses to mark eu-west executions completed: a persistent
+        // error (a trigger), not an outage.
+        match backend {
+            Backend::Sqlite => {
+                stack
+                    .sql(&[
+                        "CREATE TRIGGER refuse_eu BEFORE UPDATE OF status ON executions \
+                      WHEN NEW.status = 'completed' AND NEW.region = 'eu-west' \
+                      BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END",
+                    ])
+                    .await
+            }
+            Backend::Postgres => {
+                stack
+                    .sql(&[
+                        "CREATE FUNCTION refuse_eu() RETURNS trigger AS $$ BEGIN \
+                      IF NEW.status = 'completed' AND NEW.region = 'eu-west' THEN \
+                      RAISE EXCEPTION 'refused by the test trigger'; END IF; RETURN NEW; END $$ \
+                      LANGUAGE plpgsql",
+                        "CREATE TRIGGER refuse_eu BEFORE UPDATE ON executions \
+                      FOR EACH ROW EXECUTE FUNCTION refuse_eu()",
+                    ])
+                    .await
+            }
+        }
+        let spec = stack.spec(
+            "job-refused",
+            &Q3,
+            &MODELS,
+            &REGIONS,
+            json!({"constraints": {"min_success_rate": 0.5}}),
+        );
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        let job = stack
+            .wait_terminal("job-refused", Duration::from_secs(30))
+            .await;
+        assert_eq!(job["status"], "completed", "{}", job["progress"]);
+        for e in executions(&job) {
+            if e["region"] == "eu-west" {
+                assert_eq!(e["status"], "failed", "{e}");
+                assert_eq!(e["failure"]["code"], "STORE_WRITE_FAILED", "{e}");
+                assert!(
+                    e["failure"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("refused by the test trigger"),
+                    "{e}"
+                );
+            } else {
+                assert_eq!(e["status"], "completed", "{e}");
+            }
+        }
+        // Each eu-west answer was bought once, never again.
+        assert_eq!(stack.live_calls("eu-west").len(), 9);
+        assert_eq!(stack.all_live_calls().len(), 27);
+        stack.shutdown().await;
+    }
+);

@@ -1,0 +1,180 @@
+//! A router restart under a running job (the runner's breaker recovers by itself and
+//! the job completes; health says `degraded` while the router is gone), and a cancel
+//! answered by an API-only instance while another instance runs the job (no provider
+//! call starts after the answer; the owner's calls close within a second). The
+//! process-level versions (SIGKILL, SIGTERM) are drills in crates/beacon-drills.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use beacon_sim::Faults;
+use common::*;
+use serde_json::json;
+
+const Q3: [&str; 3] = ["math_basic", "tiananmen_neutral", "taiwan_status"];
+
+/// A free port on 127.0.0.1 (bound, read, released).
+async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn start_router(stack: &Stack, port: u16) -> beacon_router::RouterHandle {
+    let toml = router_toml(&stack.sims, &format!("127.0.0.1:{port}"), None);
+    let cfg = beacon_router::Config::from_toml(&toml, &|_| None).unwrap();
+    beacon_router::start(cfg).await.unwrap()
+}
+
+async fn health(http: &reqwest::Client, runner: &str) -> serde_json::Value {
+    http.get(format!("{runner}/api/v1/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+backend_test!(
+    a_router_restart_pauses_the_job_and_the_breaker_recovers,
+    |backend| async move {
+        let slow = Faults {
+            latency_ms: 150,
+            ..Faults::default()
+        };
+        let faults = REGIONS.iter().map(|r| (*r, slow.clone())).collect();
+        let Some(stack) = Stack::start(
+            backend,
+            Opts {
+                faults,
+                scheduler: "enabled = false".into(),
+                ..Opts::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        // The runner under test calls a router of its own, on a port it keeps.
+        let port = free_port().await;
+        let router = start_router(&stack, port).await;
+        let runner = beacon_runner::start(runner_config_with(
+            &stack.db.url,
+            &router.url,
+            "max_concurrency_per_job = 6",
+            "[breaker]\nfailure_threshold = 3\nopen_for = \"200ms\"\nmax_open_for = \"1s\"\n",
+        ))
+        .await
+        .unwrap();
+        let spec = stack.spec("job-restart", &Q3, &MODELS, &REGIONS, json!({}));
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        eventually(Duration::from_secs(20), "some executions done", || async {
+            let job = stack.job("job-restart").await;
+            (job["progress"]["completed"].as_u64().unwrap_or(0) >= 6).then_some(())
+        })
+        .await;
+
+        router.shutdown().await;
+        let h = health(&stack.http, &runner.url).await;
+        assert_eq!(h["status"], "degraded", "{h}");
+        // Long enough for the breaker to open (connections refused) and stay open.
+        eventually(Duration::from_secs(10), "the breaker opens", || async {
+            let h = health(&stack.http, &runner.url).await;
+            (h["services"][1]["breaker"] == "open").then_some(())
+        })
+        .await;
+
+        let router = start_router(&stack, port).await;
+        let job = stack
+            .wait_terminal("job-restart", Duration::from_secs(60))
+            .await;
+        assert_eq!(job["status"], "completed", "{}", job["progress"]);
+        for e in executions(&job) {
+            assert_eq!(e["status"], "completed", "{e}");
+        }
+        let h = health(&stack.http, &runner.url).await;
+        assert_eq!(h["status"], "healthy", "{h}");
+        assert_eq!(h["services"][1]["breaker"], "closed", "{h}");
+        // Calls refused at the router's door bought nothing; each answer was bought once.
+        let calls = stack.all_live_calls().len();
+        assert!(calls >= 27 && calls <= 27 + 6, "{calls} provider calls");
+        runner.shutdown().await;
+        router.shutdown().await;
+        stack.shutdown().await;
+    }
+);
+
+/// A cancel answered by an instance that does not run the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_an_api_only_instance_stops_the_owner_at_once() {
+    let slow = Faults {
+        latency_ms: 1500,
+        ..Faults::default()
+    };
+    let faults = REGIONS.iter().map(|r| (*r, slow.clone())).collect();
+    // The stack's runner runs the job; the second one only serves the API. The
+    // heartbeat is long, so only the signal can stop the owner in time.
+    let Some(stack) = Stack::start(
+        Backend::Postgres,
+        Opts {
+            faults,
+            scheduler: "heartbeat = \"20s\"\nlease = \"60s\"\nmax_concurrency_per_job = 8".into(),
+            ..Opts::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let api = stack.second_runner("enabled = false").await;
+    let spec = stack.spec("job-remote-cancel", &Q3, &MODELS, &REGIONS, json!({}));
+    assert_eq!(stack.submit(&spec).await.0, 202);
+    eventually(Duration::from_secs(20), "calls in flight", || async {
+        let busy: u64 = stack.sims.iter().map(|(_, s)| s.stats().in_flight).sum();
+        (busy >= 6).then_some(())
+    })
+    .await;
+
+    let asked = std::time::Instant::now();
+    let resp = stack
+        .http
+        .post(format!("{}/api/v1/jobs/job-remote-cancel/cancel", api.url))
+        .send()
+        .await
+        .unwrap();
+    let answered_at = chrono::Utc::now();
+    let took = asked.elapsed();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["new_status"], "cancelled", "{body}");
+    assert_eq!(body["calls_stopped"], true, "the owner confirmed: {body}");
+    assert!(took < Duration::from_secs(2), "answered in {took:?}");
+
+    // Watch the simulators for a while longer: nothing new may start.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = stack.all_live_calls();
+    let after: Vec<_> = calls
+        .iter()
+        .filter(|c| c.started_at > answered_at)
+        .collect();
+    assert!(
+        after.is_empty(),
+        "calls started after the cancel answer: {after:?}"
+    );
+    for c in &calls {
+        let ended = c.ended_at.expect("every call has ended");
+        assert!(
+            ended <= answered_at + chrono::Duration::seconds(1),
+            "a call closed more than 1 s after the answer: {c:?}"
+        );
+    }
+    eprintln!(
+        "cancel through the API-only instance: answered in {took:?}, {} calls started before it, 0 after",
+        calls.len()
+    );
+    api.shutdown().await;
+    stack.shutdown().await;
+}
