@@ -105,6 +105,22 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// A write past the process's file-size limit (`RLIMIT_FSIZE`, a full quota) kills
+/// the process with SIGXFSZ by default, losing every answer it held. With a handler
+/// installed the write fails with EFBIG instead: the database reports the error, the
+/// service says so in its health route, and it goes on once space is back. tokio keeps
+/// a signal's handler installed for the life of the process, so the stream itself can
+/// be dropped.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Err(e) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+            tracing::warn!(error = %e, "cannot handle SIGXFSZ: a file-size limit would end the process");
+        }
+    }
+}
+
 /// A binary's main loop: prints `listening on URL` as the first stdout line, runs the
 /// service until it ends or a signal arrives, then lets it shut down gracefully.
 pub async fn serve_until_signal<F>(
@@ -115,6 +131,7 @@ pub async fn serve_until_signal<F>(
 where
     F: Future<Output = anyhow::Result<()>>,
 {
+    survive_file_size_limit();
     println!("listening on {url}");
     let _ = std::io::stdout().flush();
     let token = CancellationToken::new();

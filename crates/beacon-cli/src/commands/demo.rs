@@ -118,7 +118,7 @@ async fn start_services(
         "RUNNER_ADMIN_TOKEN" => Some(token.clone()),
         _ => None,
     };
-    let runner_toml = "listen = \"127.0.0.1:0\"\n[scheduler]\nmax_concurrency_per_job = 24\npoll_interval = \"100ms\"\nbackoff_base = \"500ms\"\nbackoff_max = \"5s\"\n";
+    let runner_toml = "listen = \"127.0.0.1:0\"\n[scheduler]\nmax_concurrency_per_job = 24\npoll_interval = \"100ms\"\nbackoff_base = \"500ms\"\nbackoff_max = \"5s\"\nmax_wait_for_provider = \"6s\"\n";
     let runner_cfg =
         beacon_runner::Config::from_toml(runner_toml, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runner = beacon_runner::start(runner_cfg).await?;
