@@ -273,3 +273,61 @@ backend_test!(
         stack.shutdown().await;
     }
 );
+
+backend_test!(
+    an_answer_with_nul_is_stored_byte_for_byte_and_bought_once,
+    |backend| async move {
+        let nul = beacon_sim::Faults {
+            nul_rate: 1.0,
+            ..beacon_sim::Faults::default()
+        };
+        let faults = REGIONS.iter().map(|r| (*r, nul.clone())).collect();
+        let Some(stack) = Stack::start(
+            backend,
+            Opts {
+                faults,
+                ..Opts::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        let spec = stack.spec("job-nul", &Q3, &MODELS, &REGIONS, json!({}));
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        let job = stack
+            .wait_terminal("job-nul", Duration::from_secs(30))
+            .await;
+        assert_eq!(job["status"], "completed", "{}", job["progress"]);
+        // What each simulator served, by (model, prompt hash); one call per cell.
+        let calls = stack.all_live_calls();
+        assert_eq!(calls.len(), 27, "each answer bought once");
+        let served: std::collections::HashSet<String> = calls
+            .iter()
+            .map(|c| {
+                c.response_sha256
+                    .clone()
+                    .expect("a served answer has a hash")
+            })
+            .collect();
+        for e in executions(&job) {
+            assert_eq!(e["status"], "completed", "{e}");
+            let text = e["output"]["response"].as_str().unwrap();
+            assert!(text.contains('\u{0}'), "the NUL survived: {text:?}");
+            let sha = beacon_core::receipt::sha256_hex(text);
+            assert!(
+                served.contains(&sha),
+                "stored text is what was served: {text:?}"
+            );
+            let (status, receipt) = stack
+                .get(&format!(
+                    "/api/v1/executions/{}/receipt",
+                    e["id"].as_str().unwrap()
+                ))
+                .await;
+            assert_eq!(status, 200, "{receipt}");
+            assert_eq!(receipt["response_sha256"], sha.as_str(), "{receipt}");
+        }
+        stack.shutdown().await;
+    }
+);
