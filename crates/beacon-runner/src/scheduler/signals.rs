@@ -98,23 +98,30 @@ pub async fn run(ctx: Arc<Ctx>, token: CancellationToken, tracker: TaskTracker) 
             }
         };
         tracing::info!("listening for cancel signals from other instances");
+        let mut down = false;
         loop {
             let next = tokio::select! {
                 _ = token.cancelled() => return,
                 n = stream.recv() => n,
             };
             match next {
-                Ok(Some(Signal::CancelRequested(job))) => on_cancel(&ctx, &tracker, job),
-                Ok(Some(Signal::CancelDone(job))) => ctx.acks.done(&job),
-                Ok(None) => {
-                    // Reconnected: a cancel may have been missed meanwhile.
-                    tracing::warn!(
-                        "cancel signals: connection lost and re-established; checking running jobs"
-                    );
-                    resync(&ctx, &tracker).await;
+                Ok(signal) => {
+                    if down {
+                        tracing::info!("cancel signals: connected again");
+                        down = false;
+                    }
+                    match signal {
+                        Some(Signal::CancelRequested(job)) => on_cancel(&ctx, &tracker, job),
+                        Some(Signal::CancelDone(job)) => ctx.acks.done(&job),
+                        // Reconnected: a cancel may have been missed meanwhile.
+                        None => resync(&ctx, &tracker).await,
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cancel signals: the database does not answer; retrying");
+                    if !down {
+                        tracing::warn!(error = %e, "cancel signals: the database does not answer; retrying (the heartbeat covers meanwhile)");
+                        down = true;
+                    }
                     tokio::select! {
                         _ = token.cancelled() => return,
                         _ = tokio::time::sleep(RELISTEN) => {}
