@@ -170,6 +170,16 @@ pub fn estimate_tokens(text: &str) -> u32 {
     text.split_whitespace().map(word_tokens).sum()
 }
 
+/// The text with a U+0000 at the character boundary nearest its middle (`nul_rate`):
+/// stores that cannot keep NUL in text must be caught by it.
+pub fn with_nul(text: &str) -> String {
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid -= 1;
+    }
+    format!("{}\u{0}{}", &text[..mid], &text[mid..])
+}
+
 /// Cuts the text to about `max_tokens` tokens; returns whether it was cut.
 pub fn truncate_to_tokens(text: &str, max_tokens: u32) -> (String, bool) {
     if estimate_tokens(text) <= max_tokens {
@@ -279,5 +289,12 @@ mod tests {
             ("one two".to_string(), false)
         );
         assert_eq!(truncate_to_tokens("抱歉我无法讨论", 3).0, "抱歉我");
+    }
+
+    #[test]
+    fn a_nul_lands_on_a_character_boundary_in_the_middle() {
+        assert_eq!(with_nul("beforeafter"), "befor\u{0}eafter");
+        assert_eq!(with_nul("抱歉我"), "抱\u{0}歉我");
+        assert_eq!(with_nul("x"), "\u{0}x");
     }
 }

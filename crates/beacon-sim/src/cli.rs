@@ -68,6 +68,12 @@ pub struct Args {
     pub malformed_rate: f64,
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,
+    /// Probability that a successful answer carries a U+0000 in its middle.
+    #[arg(long, default_value_t = 0.0)]
+    pub nul_rate: f64,
+    /// Pad successful answers to at least this many bytes, streamed (0 = off; ≤ 1 GiB).
+    #[arg(long, default_value_t = 0)]
+    pub oversize_bytes: u64,
     /// Calls running longer than this answer 303 to a result URL (0 = never).
     #[arg(long, default_value = "150s")]
     pub redirect_after: String,
@@ -111,6 +117,8 @@ impl Args {
             max_concurrency: self.max_concurrency,
             inference_broken: self.inference_broken,
             health_broken: self.health_broken,
+            oversize_bytes: self.oversize_bytes,
+            nul_rate: self.nul_rate,
         };
         // Fault messages name the JSON key; the flag name is what the user typed.
         faults.validate().map_err(|e| {
@@ -253,6 +261,8 @@ mod tests {
             (&["--max-concurrency", "0"][..], "--max-concurrency"),
             (&["--scenario", "/nonexistent/x.toml"][..], "--scenario"),
             (&["--models", "a,a"][..], "twice"),
+            (&["--nul-rate", "1.5"][..], "--nul-rate"),
+            (&["--oversize-bytes", "9999999999"][..], "--oversize-bytes"),
         ] {
             let err = args(extra).unwrap_err().0;
             assert!(err.contains(needle), "{extra:?}: {err}");

@@ -9,6 +9,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// deadline arithmetic far from overflow.
 pub const MAX_KNOB_MS: u64 = 86_400_000;
 
+/// Largest `oversize_bytes` accepted (1 GiB): enough to drown any client's buffer, and
+/// the padding is streamed, so even this costs the simulator little memory.
+pub const MAX_OVERSIZE_BYTES: u64 = 1 << 30;
+
 /// Every knob that shapes how the simulator (mis)behaves. JSON keys are the CLI flag
 /// names with `_` for `-` and a `_ms` suffix on durations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +44,13 @@ pub struct Faults {
     pub inference_broken: bool,
     /// `GET /health` answers 404 `modal-http: invalid function call`.
     pub health_broken: bool,
+    /// A successful, non-empty answer's text is padded to at least this many bytes
+    /// (0 = off). The body is streamed, never built in memory.
+    #[serde(default)]
+    pub oversize_bytes: u64,
+    /// Probability that a successful, non-empty answer carries a U+0000 in its middle.
+    #[serde(default)]
+    pub nul_rate: f64,
 }
 
 impl Default for Faults {
@@ -59,6 +70,8 @@ impl Default for Faults {
             max_concurrency: None,
             inference_broken: false,
             health_broken: false,
+            oversize_bytes: 0,
+            nul_rate: 0.0,
         }
     }
 }
@@ -77,6 +90,7 @@ impl Faults {
             ("hang_rate", self.hang_rate),
             ("malformed_rate", self.malformed_rate),
             ("drop_rate", self.drop_rate),
+            ("nul_rate", self.nul_rate),
         ] {
             if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
                 return Err(FaultError(format!(
@@ -96,6 +110,12 @@ impl Faults {
                     "{key} must be at most {MAX_KNOB_MS} (24h), got {ms}"
                 )));
             }
+        }
+        if self.oversize_bytes > MAX_OVERSIZE_BYTES {
+            return Err(FaultError(format!(
+                "oversize_bytes must be at most {MAX_OVERSIZE_BYTES} (1 GiB), got {}",
+                self.oversize_bytes
+            )));
         }
         if self.max_concurrency == Some(0) {
             return Err(FaultError(
@@ -123,7 +143,9 @@ impl Faults {
             idle_after_ms,
             redirect_after_ms,
             inference_broken,
-            health_broken
+            health_broken,
+            oversize_bytes,
+            nul_rate
         );
         if let Some(limit) = patch.max_concurrency {
             f.max_concurrency = limit;
@@ -161,6 +183,8 @@ pub struct FaultPatch {
     pub max_concurrency: Option<Option<u32>>,
     pub inference_broken: Option<bool>,
     pub health_broken: Option<bool>,
+    pub oversize_bytes: Option<u64>,
+    pub nul_rate: Option<f64>,
 }
 
 /// Deserializes a key that is present (possibly `null`) as `Some(value)`; serde's
@@ -198,6 +222,8 @@ mod tests {
             (r#"{"drop_rate": -0.1}"#, "drop_rate"),
             (r#"{"max_concurrency": 0}"#, "max_concurrency"),
             (r#"{"latency_ms": 999999999999}"#, "latency_ms"),
+            (r#"{"nul_rate": 2}"#, "nul_rate"),
+            (r#"{"oversize_bytes": 2000000000}"#, "oversize_bytes"),
         ] {
             let patch: FaultPatch = serde_json::from_str(json).unwrap();
             let err = base.patched(&patch).unwrap_err();

@@ -110,17 +110,21 @@ async fn serve(engine: Arc<Engine>, ctl: ConnCtl, req: CallRequest, faults: &Fau
         },
     };
     guard.disarm();
-    deliver(&reply, &ctl, call.id).await
+    deliver(&engine, &reply, &ctl, call.id).await
 }
 
 /// Writes a reply; for a drop, has the connection closed instead and never returns, so
-/// no byte of a response can reach the socket first.
-async fn deliver(reply: &Reply, ctl: &ConnCtl, call_id: u64) -> Response {
-    if let Reply::Drop = reply {
-        ctl.kill.cancel();
-        std::future::pending::<()>().await;
+/// no byte of a response can reach the socket first. A padded reply streams and reports
+/// its text's hash (or the client's hang-up) to the call's record.
+async fn deliver(engine: &Arc<Engine>, reply: &Reply, ctl: &ConnCtl, call_id: u64) -> Response {
+    match reply {
+        Reply::Drop => {
+            ctl.kill.cancel();
+            std::future::pending::<Response>().await
+        }
+        Reply::Padded(p) => p.response(Some((engine.clone(), call_id))),
+        Reply::Http { .. } => reply.to_response(Some(call_id)),
     }
-    reply.to_response(Some(call_id))
 }
 
 fn see_other(call_id: u64) -> Response {
@@ -177,7 +181,7 @@ async fn result(
     let (call, _waiter) = match engine.join(id) {
         Join::Unknown => return unknown(),
         Join::NoResult => return no_result(),
-        Join::Ready(reply) => return deliver(&reply, &ctl, id).await,
+        Join::Ready(reply) => return deliver(&engine, &reply, &ctl, id).await,
         Join::Wait(call, guard) => (call, guard),
     };
     let faults = engine.faults();
@@ -191,7 +195,7 @@ async fn result(
             Err(None) => return no_result(),
         },
     };
-    deliver(&reply, &ctl, id).await
+    deliver(&engine, &reply, &ctl, id).await
 }
 
 async fn health(State(engine): State<Arc<Engine>>) -> Response {

@@ -17,6 +17,7 @@ mod gate;
 mod http;
 mod modal;
 mod openai;
+mod padded;
 pub mod plan;
 mod reply;
 pub mod scenario;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::answer::estimate_tokens;
 use crate::engine::Engine;
+use crate::padded::{answer_field, filler_tokens};
 use crate::plan::FaultKind;
 use crate::reply::{CallRequest, Refusal, Reply, Served, runtime_error_message, secs};
 use crate::stats::{Outcome, Route};
@@ -117,17 +118,24 @@ pub(crate) fn render(s: &Served<'_>) -> (Reply, Outcome) {
             } else {
                 Outcome::Ok
             };
-            (Reply::json(StatusCode::OK, &success_body(s)), outcome)
+            let reply = if s.pad > 0 {
+                Reply::padded(StatusCode::OK, &success_body(s), s.text, s.pad)
+            } else {
+                Reply::json(StatusCode::OK, &success_body(s))
+            };
+            (reply, outcome)
         }
     }
 }
 
+/// The success JSON; a padded answer's text carries the marker where filler goes.
 fn success_body(s: &Served<'_>) -> Value {
     let e = s.engine;
-    let tokens = estimate_tokens(s.text);
+    let tokens = estimate_tokens(s.text).saturating_add(filler_tokens(s.pad));
+    let response = answer_field(s);
     json!({
         "success": true,
-        "response": s.text,
+        "response": response,
         "model": &*s.req.model,
         "inference_time": secs(s.inference_secs),
         "region": e.label,
@@ -145,7 +153,7 @@ fn success_body(s: &Served<'_>) -> Value {
                 "duration": secs(s.duration_secs),
             },
             "output": {
-                "response": s.text,
+                "response": response,
                 "prompt": s.req.prompt,
                 "system_prompt": s.req.system_prompt,
                 "tokens_generated": tokens,

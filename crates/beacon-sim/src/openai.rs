@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::answer::estimate_tokens;
 use crate::engine::Engine;
+use crate::padded::{answer_field, filler_tokens};
 use crate::plan::FaultKind;
 use crate::reply::{CallRequest, Refusal, Reply, Served, runtime_error_message};
 use crate::stats::{Outcome, Route};
@@ -187,7 +188,12 @@ pub(crate) fn render(s: &Served<'_>) -> (Reply, Outcome) {
             } else {
                 Outcome::Ok
             };
-            (Reply::json(StatusCode::OK, &completion(s)), outcome)
+            let reply = if s.pad > 0 {
+                Reply::padded(StatusCode::OK, &completion(s), s.text, s.pad)
+            } else {
+                Reply::json(StatusCode::OK, &completion(s))
+            };
+            (reply, outcome)
         }
     }
 }
@@ -195,7 +201,7 @@ pub(crate) fn render(s: &Served<'_>) -> (Reply, Outcome) {
 fn completion(s: &Served<'_>) -> Value {
     let prompt_tokens =
         estimate_tokens(&s.req.prompt) + s.req.system_prompt.as_deref().map_or(0, estimate_tokens);
-    let completion_tokens = estimate_tokens(s.text);
+    let completion_tokens = estimate_tokens(s.text).saturating_add(filler_tokens(s.pad));
     json!({
         "id": format!("chatcmpl-sim-{}", s.call_id),
         "object": "chat.completion",
@@ -204,7 +210,7 @@ fn completion(s: &Served<'_>) -> Value {
         "system_fingerprint": "beacon-sim",
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": s.text},
+            "message": {"role": "assistant", "content": answer_field(s)},
             "logprobs": null,
             "finish_reason": if s.truncated { "length" } else { "stop" },
         }],

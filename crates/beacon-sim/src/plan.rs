@@ -34,6 +34,10 @@ pub struct Plan {
     pub variant: u32,
     /// Spare randomness (e.g. which error message).
     pub pick: u64,
+    /// A successful, non-empty answer gets a U+0000 in its middle (`nul_rate`).
+    pub nul: bool,
+    /// `oversize_bytes` when the call was admitted: pad a successful answer to this.
+    pub oversize_bytes: u64,
 }
 
 impl Plan {
@@ -63,6 +67,8 @@ impl Plan {
         let u_latency = d.unit();
         let variant_bits = d.next_u64();
         let pick = d.next_u64();
+        // Drawn after every older draw, so adding it changed no recorded drill.
+        let u_nul = d.unit();
 
         let fault = if u_hang < faults.hang_rate {
             FaultKind::Hang
@@ -90,6 +96,8 @@ impl Plan {
             latency: Duration::from_micros((latency_ms * 1_000.0) as u64),
             variant,
             pick,
+            nul: u_nul < faults.nul_rate,
+            oversize_bytes: faults.oversize_bytes,
         }
     }
 }

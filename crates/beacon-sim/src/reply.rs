@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::engine::Engine;
+use crate::padded::Padded;
 use crate::plan::Plan;
 use crate::stats::{Outcome, Route};
 
@@ -31,6 +32,8 @@ pub(crate) enum Reply {
         content_type: &'static str,
         body: Bytes,
     },
+    /// A success whose answer text is padded with streamed filler (`oversize_bytes`).
+    Padded(Arc<Padded>),
     /// Close the connection without writing anything.
     Drop,
 }
@@ -67,16 +70,37 @@ impl Reply {
         }
     }
 
+    /// A success JSON whose answer fields hold `text + PAD_MARKER`, streamed with `pad`
+    /// filler bytes after each copy of the text (plain JSON if there is no marker).
+    pub fn padded(status: StatusCode, value: &serde_json::Value, text: &str, pad: u64) -> Reply {
+        match Padded::new(status, value, text, pad) {
+            Some(p) => Reply::Padded(Arc::new(p)),
+            None => Reply::json(status, value),
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             Reply::Http { status, .. } => Some(status.as_u16()),
+            Reply::Padded(p) => Some(p.status().as_u16()),
             Reply::Drop => None,
         }
     }
 
     /// The HTTP response for a reply (`Drop` is handled by the caller, which owns the
     /// connection; here it degrades to an empty 502 that is never expected to be sent).
+    /// A padded reply streams without reporting to the call log; `http::deliver` gives
+    /// it the engine so the log learns the hash and any hang-up.
     pub fn to_response(&self, call_id: Option<u64>) -> Response {
+        if let Reply::Padded(p) = self {
+            let mut response = p.response(None);
+            if let Some(id) = call_id {
+                response
+                    .headers_mut()
+                    .insert(CALL_ID_HEADER, HeaderValue::from(id));
+            }
+            return response;
+        }
         let mut response = match self {
             Reply::Http {
                 status,
@@ -88,7 +112,7 @@ impl Reply {
                 body.clone(),
             )
                 .into_response(),
-            Reply::Drop => StatusCode::BAD_GATEWAY.into_response(),
+            Reply::Drop | Reply::Padded(_) => StatusCode::BAD_GATEWAY.into_response(),
         };
         if let Some(id) = call_id {
             response
@@ -133,7 +157,10 @@ pub(crate) struct Served<'a> {
     pub req: &'a CallRequest,
     pub plan: &'a Plan,
     pub occurrence: u32,
+    /// The answer text, before any padding.
     pub text: &'a str,
+    /// Filler bytes to add after the text (`oversize_bytes`; 0 = none).
+    pub pad: u64,
     pub truncated: bool,
     pub started_at: DateTime<Utc>,
     pub completed_at: DateTime<Utc>,

@@ -89,6 +89,25 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// Status of the answer written (`null` while running, for drops and cancellations).
     pub http_status: Option<u16>,
+    /// Hex SHA-256 of the exact answer text served (`ok` and `empty` only; for a padded
+    /// answer, of the whole padded text, known once its filler has been written).
+    #[serde(default)]
+    pub response_sha256: Option<String>,
+    /// Length of that answer text in bytes (padding included).
+    #[serde(default)]
+    pub response_bytes: Option<u64>,
+    /// The client closed the connection before a streamed (padded) answer was written
+    /// to the end.
+    #[serde(default)]
+    pub hung_up_mid_body: bool,
+}
+
+/// The answer text a successful call served, as the log keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServedText {
+    /// `None` for a padded answer until its filler has been streamed.
+    pub sha256: Option<[u8; 32]>,
+    pub bytes: u64,
 }
 
 /// A snapshot of the counters and the call log.
@@ -141,6 +160,8 @@ pub(crate) struct Entry {
     pub ended_at: Option<DateTime<Utc>>,
     pub outcome: Outcome,
     pub http_status: Option<u16>,
+    pub served: Option<ServedText>,
+    pub hung_up_mid_body: bool,
 }
 
 /// The bounded log plus counters. Ids are sequential from 1, so a record is found by
@@ -227,15 +248,37 @@ impl CallLog {
         }
     }
 
-    /// Running → ended with `outcome`.
-    pub fn end(&mut self, id: u64, from: Phase, outcome: Outcome, http_status: Option<u16>) {
+    /// Running → ended with `outcome` (and the answer text it served, if any).
+    pub fn end(
+        &mut self,
+        id: u64,
+        from: Phase,
+        outcome: Outcome,
+        http_status: Option<u16>,
+        served: Option<ServedText>,
+    ) {
         self.leave_phase(from);
         self.count_end(outcome);
         if let Some(e) = self.get_mut(id) {
             e.phase = Phase::Ended;
             e.outcome = outcome;
             e.http_status = http_status;
+            e.served = served;
             e.ended_at = Some(Utc::now());
+        }
+    }
+
+    /// A padded answer's filler has been streamed: its text's hash is now known.
+    pub fn note_streamed_text(&mut self, id: u64, sha256: [u8; 32]) {
+        if let Some(served) = self.get_mut(id).and_then(|e| e.served.as_mut()) {
+            served.sha256 = Some(sha256);
+        }
+    }
+
+    /// A client closed the connection before a streamed answer's last byte.
+    pub fn note_hung_up(&mut self, id: u64) {
+        if let Some(e) = self.get_mut(id) {
+            e.hung_up_mid_body = true;
         }
     }
 
@@ -273,6 +316,9 @@ impl CallLog {
                 ended_at: e.ended_at,
                 outcome: e.outcome,
                 http_status: e.http_status,
+                response_sha256: e.served.and_then(|s| s.sha256).map(hex::encode),
+                response_bytes: e.served.map(|s| s.bytes),
+                hung_up_mid_body: e.hung_up_mid_body,
             })
             .collect();
         SimStats {
@@ -309,6 +355,8 @@ mod tests {
             ended_at: None,
             outcome,
             http_status: None,
+            served: None,
+            hung_up_mid_body: false,
         }
     }
 
@@ -320,7 +368,7 @@ mod tests {
         let c = log.push(entry(Phase::Ended, Outcome::ValidationError));
         assert_eq!((a, b, c), (1, 2, 3));
         log.start_serving(a);
-        log.end(a, Phase::Serving, Outcome::CancelledByClient, None);
+        log.end(a, Phase::Serving, Outcome::CancelledByClient, None, None);
         let s = log.snapshot("r", "r", 0, usize::MAX);
         assert_eq!(s.calls.iter().map(|c| c.id).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(

@@ -27,9 +27,10 @@ use crate::gate::Gate;
 use crate::plan::{FaultKind, Plan};
 use crate::reply::{CallRequest, Reply, Served};
 use crate::scenario::Scenario;
-use crate::stats::{CallLog, Entry, Outcome, Phase, Route, SimStats};
-use crate::waiting::{Join, WaiterGuard};
+use crate::stats::{CallLog, Entry, Outcome, Phase, Route, ServedText, SimStats};
 use crate::{modal, openai};
+
+mod redirects;
 
 /// Longest model name kept in a record of a refused call (the name is client input).
 const MAX_RECORDED_MODEL: usize = 128;
@@ -180,6 +181,8 @@ impl Engine {
             ended_at: Some(now),
             outcome,
             http_status: Some(status),
+            served: None,
+            hung_up_mid_body: false,
         })
     }
 
@@ -223,6 +226,8 @@ impl Engine {
                 ended_at: None,
                 outcome: Outcome::Running,
                 http_status: None,
+                served: None,
+                hung_up_mid_body: false,
             });
             let call = Arc::new(LiveCall {
                 id,
@@ -250,7 +255,7 @@ impl Engine {
                 _ = token.cancelled() => {
                     // A client cancellation was recorded before the token fired; this
                     // only records anything when the whole simulator is shutting down.
-                    engine.finish(task_call.id, Outcome::CancelledByShutdown, None);
+                    engine.finish(task_call.id, Outcome::CancelledByShutdown, None, None);
                 }
                 () = engine.work(&task_call, &req, &plan, occurrence, cold_until, admitted, started_at) => {}
             }
@@ -284,7 +289,7 @@ impl Engine {
             std::future::pending::<()>().await;
         }
         if plan.fault == FaultKind::Drop {
-            self.finish(call.id, Outcome::Dropped, Some(Arc::new(Reply::Drop)));
+            self.finish(call.id, Outcome::Dropped, Some(Arc::new(Reply::Drop)), None);
             return;
         }
         let composed = answer::compose(
@@ -299,7 +304,18 @@ impl Engine {
         } else {
             composed.text
         };
-        let (text, truncated) = answer::truncate_to_tokens(&full, req.max_tokens);
+        let (mut text, truncated) = answer::truncate_to_tokens(&full, req.max_tokens);
+        // NUL and padding shape successful answers with text only: they test what a
+        // client does with an answer, not with a failure.
+        let shaped = plan.fault == FaultKind::None && !text.is_empty();
+        if shaped && plan.nul {
+            text = answer::with_nul(&text);
+        }
+        let pad = if shaped {
+            plan.oversize_bytes.saturating_sub(text.len() as u64)
+        } else {
+            0
+        };
         let served = Served {
             engine: self,
             call_id: call.id,
@@ -307,6 +323,7 @@ impl Engine {
             plan,
             occurrence,
             text: &text,
+            pad,
             truncated,
             started_at,
             completed_at: Utc::now(),
@@ -317,7 +334,19 @@ impl Engine {
             Route::Modal => modal::render(&served),
             Route::Openai => openai::render(&served),
         };
-        self.finish(call.id, outcome, Some(Arc::new(reply)));
+        let answered = matches!(outcome, Outcome::Ok | Outcome::Empty);
+        let text_record = answered.then(|| match &reply {
+            // The padded text's hash is computed as its filler streams out.
+            Reply::Padded(p) => ServedText {
+                sha256: None,
+                bytes: p.text_bytes(),
+            },
+            _ => ServedText {
+                sha256: Some(Sha256::digest(text.as_bytes()).into()),
+                bytes: text.len() as u64,
+            },
+        });
+        self.finish(call.id, outcome, Some(Arc::new(reply)), text_record);
         // `_slot` is released only now, after the call was recorded as ended, so
         // `in_flight` never exceeds the limit.
     }
@@ -337,8 +366,14 @@ impl Engine {
     /// Records the ending of a call and publishes its reply; only the first ending of a
     /// call counts. Publishing under the state lock means "ended" and "reply visible"
     /// change together for anyone who checks under the lock.
-    fn finish(&self, id: u64, outcome: Outcome, reply: Option<Arc<Reply>>) -> bool {
-        self.finish_locked(&mut lock(&self.state), id, outcome, reply)
+    fn finish(
+        &self,
+        id: u64,
+        outcome: Outcome,
+        reply: Option<Arc<Reply>>,
+        served: Option<ServedText>,
+    ) -> bool {
+        self.finish_locked(&mut lock(&self.state), id, outcome, reply, served)
     }
 
     fn finish_locked(
@@ -347,6 +382,7 @@ impl Engine {
         id: u64,
         outcome: Outcome,
         reply: Option<Arc<Reply>>,
+        served: Option<ServedText>,
     ) -> bool {
         let Some(live) = st.live.get_mut(&id) else {
             return false;
@@ -361,7 +397,7 @@ impl Engine {
         if let Some(reply) = reply {
             live.call.result.send_replace(Some(reply));
         }
-        st.log.end(id, from, outcome, status);
+        st.log.end(id, from, outcome, status, served);
         if keep {
             st.kept.push_back(id);
             while st.kept.len() > self.result_capacity {
@@ -375,124 +411,13 @@ impl Engine {
         true
     }
 
-    /// Ends a call as `cancelled_by_client` if `still_abandoned` holds, checked and
-    /// recorded under one lock so a client arriving meanwhile cannot be cut off; then
-    /// stops its task.
-    fn cancel_if(&self, id: u64, still_abandoned: impl FnOnce(&mut Live) -> bool) {
-        let call = {
-            let mut st = lock(&self.state);
-            let Some(live) = st.live.get_mut(&id) else {
-                return;
-            };
-            if !still_abandoned(live) {
-                return;
-            }
-            let call = live.call.clone();
-            if !self.finish_locked(&mut st, id, Outcome::CancelledByClient, None) {
-                return;
-            }
-            call
-        };
-        call.token.cancel();
+    /// A padded answer's filler went out: the log learns its text's hash.
+    pub(crate) fn note_streamed_text(&self, id: u64, sha256: [u8; 32]) {
+        lock(&self.state).log.note_streamed_text(id, sha256);
     }
 
-    /// The original request went away before its answer was written.
-    pub(crate) fn origin_gone(&self, id: u64) {
-        self.cancel_if(id, |l| {
-            if l.redirected || l.phase == Phase::Ended {
-                return false;
-            }
-            if l.waiters > 0 {
-                // Someone already waits on the result URL: the call now belongs to them.
-                l.redirected = true;
-                return false;
-            }
-            true
-        });
-    }
-
-    /// Turns a timed-out wait into a 303, unless the call ended meanwhile.
-    pub fn redirect(self: &Arc<Self>, call: &LiveCall) -> Result<(), Option<Arc<Reply>>> {
-        let orphan = {
-            let mut guard = lock(&self.state);
-            let st = &mut *guard;
-            let live = match st.live.get_mut(&call.id) {
-                Some(live) if live.phase != Phase::Ended => live,
-                _ => return Err(call.result.borrow().clone()),
-            };
-            live.redirected = true;
-            let orphan = (live.waiters == 0).then_some(live.epoch);
-            st.log.note_redirect(call.id);
-            orphan
-        };
-        if let Some(epoch) = orphan {
-            self.schedule_orphan_check(call.id, epoch);
-        }
-        Ok(())
-    }
-
-    /// A result-URL request: the reply if ready, else a registration as waiter.
-    pub fn join(self: &Arc<Self>, id: u64) -> Join {
-        let mut st = lock(&self.state);
-        let known = id >= 1 && id <= st.log.last_id();
-        let Some(live) = st.live.get_mut(&id) else {
-            return if known { Join::NoResult } else { Join::Unknown };
-        };
-        if live.phase == Phase::Ended {
-            return match live.call.result.borrow().clone() {
-                Some(r) => Join::Ready(r),
-                None => Join::NoResult,
-            };
-        }
-        live.waiters += 1;
-        live.epoch += 1;
-        Join::Wait(
-            live.call.clone(),
-            WaiterGuard {
-                engine: self.clone(),
-                id,
-            },
-        )
-    }
-
-    pub(crate) fn leave(self: &Arc<Self>, id: u64) {
-        let mut st = lock(&self.state);
-        let Some(live) = st.live.get_mut(&id) else {
-            return;
-        };
-        live.waiters = live.waiters.saturating_sub(1);
-        // Without a redirect the original request still owns the call.
-        if live.waiters > 0 || live.phase == Phase::Ended || !live.redirected {
-            return;
-        }
-        let epoch = live.epoch;
-        drop(st);
-        self.schedule_orphan_check(id, epoch);
-    }
-
-    fn schedule_orphan_check(self: &Arc<Self>, id: u64, epoch: u64) {
-        // Guards run in destructors, possibly while the runtime itself is being torn
-        // down; then there is nothing left to cancel for.
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let engine = self.clone();
-        let token = self.token.clone();
-        let grace = self.orphan_grace;
-        self.tracker.spawn_on(
-            async move {
-                tokio::select! {
-                    _ = token.cancelled() => {}
-                    _ = tokio::time::sleep(grace) => engine.orphan_check(id, epoch),
-                }
-            },
-            &handle,
-        );
-    }
-
-    fn orphan_check(&self, id: u64, epoch: u64) {
-        self.cancel_if(id, |l| {
-            l.redirected && l.phase != Phase::Ended && l.waiters == 0 && l.epoch == epoch
-        });
+    /// A client hung up before a streamed answer's last byte.
+    pub(crate) fn note_hung_up(&self, id: u64) {
+        lock(&self.state).log.note_hung_up(id);
     }
 }
