@@ -96,6 +96,9 @@ pub struct Candidate {
     pub last_probe_at: Option<String>,
     #[serde(default)]
     pub last_failure: Option<Failure>,
+    /// RFC 3339 end of the provider's ejection, when it is ejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ejected_until: Option<String>,
 }
 
 /// `POST /inference` answer: the same shape on success and failure.

@@ -249,6 +249,15 @@ impl Router {
                     Some(p) => f.with_region(p.cfg.region.as_str()),
                     None => f,
                 };
+                let now = Instant::now();
+                let wait = order
+                    .iter()
+                    .filter_map(|p| p.with_health(|h| h.admissible_in(now)))
+                    .min();
+                // Every candidate was refused by health: the earliest end of an
+                // ejection (or a running trial) is when asking again can help.
+                let mut f = f;
+                f.retry_after = wait.map(retry_after_secs);
                 refuse(f, candidates)
             }
         };
@@ -402,7 +411,18 @@ fn candidate(p: &Provider, reason: String) -> Candidate {
         reason,
         last_probe_at: h.last_probe_at.map(rfc3339),
         last_failure: h.last_failure.clone(),
+        ejected_until: h.ejected_until().map(rfc3339),
     })
+}
+
+/// Shortest `retry_after` given: a client told "0.003 s" would only spin.
+const MIN_RETRY_AFTER_MS: u128 = 100;
+
+/// A wait as `retry_after` seconds: rounded up to the millisecond (never early), at
+/// least [`MIN_RETRY_AFTER_MS`].
+pub fn retry_after_secs(wait: Duration) -> f64 {
+    let ms = wait.as_micros().div_ceil(1000).max(MIN_RETRY_AFTER_MS);
+    ms as f64 / 1000.0
 }
 
 fn refuse(failure: Failure, candidates: Vec<Candidate>) -> Routed {

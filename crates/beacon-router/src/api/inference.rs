@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use beacon_core::wire::{InferenceRequest, InferenceResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
@@ -23,12 +24,43 @@ use crate::routing::Routed;
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 200;
 
+/// `error_code` of a client body over `[limits] max_request_bytes` (the runner's
+/// name for the same refusal).
+pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+
+/// Why a client body was not read: too large (413) or broken mid-way (400).
+fn body_refusal(app: &AppState, e: &BytesRejection) -> (u16, String, &'static str) {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = app.config.limits.max_request_bytes;
+        (
+            413,
+            format!("request body larger than {limit} bytes (max_request_bytes)"),
+            PAYLOAD_TOO_LARGE,
+        )
+    } else {
+        (
+            400,
+            format!("cannot read the request body: {}", e.body_text()),
+            "INVALID_REQUEST",
+        )
+    }
+}
+
 pub async fn inference(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let (status, message, code) = body_refusal(&app, &e);
+            let code = ErrorCode::parse(code);
+            let f = Failure::new(code, Stage::Validation, message).with_transient(false);
+            return answer(status, InferenceResponse::failed(f), false);
+        }
+    };
     let mut req: InferenceRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -74,14 +106,23 @@ pub async fn inference(
     answer(status, body, replayed)
 }
 
+/// `Retry-After` in whole seconds (HTTP allows no fractions), rounded up so a client
+/// that obeys it is never early.
+fn retry_after_header(seconds: Option<f64>) -> Option<HeaderValue> {
+    let s = seconds.filter(|s| s.is_finite() && *s > 0.0)?;
+    Some(HeaderValue::from(s.ceil() as u64))
+}
+
 fn answer(status: u16, body: InferenceResponse, replayed: bool) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let retry = retry_after_header(body.failure.as_ref().and_then(|f| f.retry_after));
     let mut resp = (code, Json(body)).into_response();
+    if let Some(v) = retry {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     if replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
 }
@@ -119,35 +160,50 @@ struct ChatMessage {
     content: Value,
 }
 
-fn openai_error(status: u16, message: &str, code: &str) -> Response {
+fn openai_error(status: u16, message: &str, code: &str, retry_after: Option<f64>) -> Response {
     let kind = if status < 500 {
         "invalid_request_error"
     } else {
         "api_error"
     };
     let body = json!({"error": {"message": message, "type": kind, "code": code}});
-    (
+    let mut resp = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         Json(body),
     )
-        .into_response()
+        .into_response();
+    // OpenAI SDKs honour Retry-After when they retry.
+    if let Some(v) = retry_after_header(retry_after) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 pub async fn chat_completions(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let (status, message, code) = body_refusal(&app, &e);
+            return openai_error(status, &message, code, None);
+        }
+    };
     let Some(region) = headers.get("x-beacon-region").and_then(|v| v.to_str().ok()) else {
         return openai_error(
             400,
             "the X-Beacon-Region header is required",
             "INVALID_REQUEST",
+            None,
         );
     };
     let chat: ChatRequest = match serde_json::from_slice(&body) {
         Ok(c) => c,
-        Err(e) => return openai_error(400, &format!("invalid body: {e}"), "INVALID_REQUEST"),
+        Err(e) => {
+            return openai_error(400, &format!("invalid body: {e}"), "INVALID_REQUEST", None);
+        }
     };
     // The prompt is the last user message; text parts of a content array are joined.
     let prompt = chat
@@ -176,12 +232,12 @@ pub async fn chat_completions(
     let routed = app.router.infer(&req).await;
     let r = routed.body;
     if !r.success {
-        let (msg, code) = r
+        let (msg, code, retry) = r
             .failure
             .as_ref()
-            .map(|f| (f.message.clone(), f.code.to_string()))
-            .unwrap_or_else(|| ("inference failed".into(), "INTERNAL".into()));
-        return openai_error(routed.status, &msg, &code);
+            .map(|f| (f.message.clone(), f.code.to_string(), f.retry_after))
+            .unwrap_or_else(|| ("inference failed".into(), "INTERNAL".into(), None));
+        return openai_error(routed.status, &msg, &code, retry);
     }
     let text = r.response.unwrap_or_default();
     let completion_tokens = r.metadata.tokens_generated.unwrap_or(0);

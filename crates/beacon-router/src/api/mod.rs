@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::config::Config;
@@ -26,6 +27,9 @@ pub struct AppState {
 }
 
 pub fn routes(state: Arc<AppState>) -> Router {
+    // Client bodies are read up to `[limits] max_request_bytes`; the inference handlers
+    // turn a refusal into a 413 in their own error shapes.
+    let limit = usize::try_from(state.config.limits.max_request_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/inference", post(inference::inference))
         .route("/v1/chat/completions", post(inference::chat_completions))
@@ -39,5 +43,6 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/admin/providers/{name}/enable", post(admin::enable))
         .route("/admin/config", get(admin::config))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -1,7 +1,9 @@
 //! Provider clients: one trait, one implementation per upstream contract (Modal web
 //! endpoints, OpenAI-compatible servers). A client turns one call into an answer or a
-//! [`Failure`] that says whether the provider or the request was at fault.
+//! [`Failure`] that says whether the provider or the request was at fault. Every body
+//! a client reads is bounded (`body`).
 
+mod body;
 mod modal;
 mod openai;
 mod outcome;

@@ -7,7 +7,8 @@ use beacon_core::{ErrorCode, Stage};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::outcome::{failure, from_status, from_transport, provider_fault};
+use super::body::read_bounded;
+use super::outcome::{failure, from_body, from_error_answer, from_transport, provider_fault};
 use super::{CallFailure, CallFuture, ProviderClient, UpstreamAnswer, UpstreamCall};
 use crate::config::ProviderConfig;
 
@@ -63,14 +64,13 @@ impl ModalClient {
                 req = self.http.get(location);
                 continue;
             }
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| from_transport(&self.cfg, &e, call.timeout.as_secs_f64()))?;
             if !(200..300).contains(&status) {
-                return Err(from_status(&self.cfg, status, &text));
+                return Err(from_error_answer(&self.cfg, resp, |_| None).await);
             }
-            return self.parse(&text);
+            let body = read_bounded(resp, self.cfg.max_response_bytes)
+                .await
+                .map_err(|e| from_body(&self.cfg, e, call.timeout.as_secs_f64()))?;
+            return self.parse(&body);
         }
     }
 
@@ -84,7 +84,15 @@ impl ModalClient {
     }
 
     /// Reads a 2xx body in Modal's shapes.
-    fn parse(&self, text: &str) -> Result<UpstreamAnswer, CallFailure> {
+    fn parse(&self, body: &[u8]) -> Result<UpstreamAnswer, CallFailure> {
+        // Only for messages: the answer itself is parsed from the exact bytes, so a
+        // body that is not UTF-8 is refused rather than silently repaired.
+        let snippet = || -> String {
+            String::from_utf8_lossy(&body[..body.len().min(480)])
+                .chars()
+                .take(120)
+                .collect()
+        };
         let bad = |msg: String| {
             provider_fault(failure(
                 &self.cfg,
@@ -93,10 +101,8 @@ impl ModalClient {
                 msg,
             ))
         };
-        let v: Value = serde_json::from_str(text).map_err(|e| {
-            let snippet: String = text.chars().take(120).collect();
-            bad(format!("answer is not JSON ({e}): {snippet:?}"))
-        })?;
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("answer is not JSON ({e}): {:?}", snippet())))?;
         let error_text = || {
             v.get("error")
                 .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
@@ -136,7 +142,7 @@ impl ModalClient {
             }
             _ => Err(bad(format!(
                 "answer has neither success nor status: {}",
-                text.chars().take(120).collect::<String>()
+                snippet()
             ))),
         }
     }

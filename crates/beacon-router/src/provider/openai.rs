@@ -4,7 +4,8 @@
 use beacon_core::{ErrorCode, Stage};
 use serde_json::{Value, json};
 
-use super::outcome::{failure, from_status, from_transport, provider_fault};
+use super::body::read_bounded;
+use super::outcome::{failure, from_body, from_error_answer, from_transport, provider_fault};
 use super::{CallFailure, CallFuture, ProviderClient, UpstreamAnswer, UpstreamCall};
 use crate::config::ProviderConfig;
 
@@ -43,23 +44,21 @@ impl OpenAiClient {
             .send()
             .await
             .map_err(|e| from_transport(&self.cfg, &e, t))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| from_transport(&self.cfg, &e, t))?;
-        if !(200..300).contains(&status) {
-            let detail = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| {
+        if !resp.status().is_success() {
+            // OpenAI-compatible servers explain themselves in `{"error": {"message"}}`.
+            let detail = |text: &str| {
+                serde_json::from_str::<Value>(text).ok().and_then(|v| {
                     v.pointer("/error/message")
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 })
-                .unwrap_or(text);
-            return Err(from_status(&self.cfg, status, &detail));
+            };
+            return Err(from_error_answer(&self.cfg, resp, detail).await);
         }
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
+        let body = read_bounded(resp, self.cfg.max_response_bytes)
+            .await
+            .map_err(|e| from_body(&self.cfg, e, t))?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| {
             provider_fault(failure(
                 &self.cfg,
                 ErrorCode::ProviderBadResponse,

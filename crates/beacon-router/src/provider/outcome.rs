@@ -4,6 +4,7 @@
 use beacon_core::{ErrorCode, Failure, Stage};
 
 use super::CallFailure;
+use super::body::{BodyError, ERROR_BODY_CAP, read_prefix};
 use crate::config::ProviderConfig;
 
 /// Longest slice of a provider's error body kept in a message.
@@ -67,6 +68,50 @@ pub fn from_status(cfg: &ProviderConfig, status: u16, body: &str) -> CallFailure
         failure: f,
         request_caused,
     }
+}
+
+/// A body that could not be read whole. Too large is the provider's fault (a protocol
+/// violation: it counts for health) but not transient: asking again would buy the same
+/// huge answer again.
+pub fn from_body(cfg: &ProviderConfig, e: BodyError, timeout_s: f64) -> CallFailure {
+    match e {
+        BodyError::Transport(e) => from_transport(cfg, &e, timeout_s),
+        BodyError::TooLarge { limit, declared } => {
+            let what = match declared {
+                Some(len) => format!("the answer declares {len} bytes (Content-Length)"),
+                None => "the answer grew past it while being read".to_string(),
+            };
+            let message = format!(
+                "answer larger than the router's limit of {limit} bytes (max_response_bytes): {what}; the rest was not read"
+            );
+            provider_fault(
+                failure(
+                    cfg,
+                    ErrorCode::ProviderResponseTooLarge,
+                    Stage::Response,
+                    message,
+                )
+                .with_transient(false),
+            )
+        }
+    }
+}
+
+/// A non-success answer: reads the first few kilobytes of its body (never more) for the
+/// message, then maps the status. `detail` may pick a better message out of the body.
+pub async fn from_error_answer(
+    cfg: &ProviderConfig,
+    resp: reqwest::Response,
+    detail: impl FnOnce(&str) -> Option<String>,
+) -> CallFailure {
+    let status = resp.status().as_u16();
+    let cap = usize::try_from(cfg.max_response_bytes)
+        .unwrap_or(usize::MAX)
+        .min(ERROR_BODY_CAP);
+    let bytes = read_prefix(resp, cap).await;
+    let text = String::from_utf8_lossy(&bytes);
+    let message = detail(&text).unwrap_or_else(|| text.into_owned());
+    from_status(cfg, status, &message)
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

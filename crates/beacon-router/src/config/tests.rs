@@ -1,0 +1,144 @@
+//! Unit tests of configuration parsing and validation.
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+const ONE: &str = r#"
+    listen = "127.0.0.1:0"
+    [[providers]]
+    name = "sim-eu-west"
+    kind = "modal"
+    region = "EU"
+    url = "http://127.0.0.1:9/"
+    models = ["llama3.2-1b", "mistral-7b"]
+"#;
+
+#[test]
+fn a_minimal_file_reads_with_defaults() {
+    let c = Config::from_toml(ONE, &no_env).unwrap();
+    let p = &c.providers[0];
+    assert_eq!(
+        (p.region.as_str(), p.probe_model.as_str()),
+        ("eu-west", "llama3.2-1b")
+    );
+    assert_eq!(c.health.unhealthy_after, 3);
+    assert!(c.admin_token.is_none());
+    assert!(!c.summary().contains("http://"), "{}", c.summary());
+}
+
+#[test]
+fn the_deploy_example_is_valid() {
+    let text = include_str!("../../../../deploy/router.example.toml");
+    let env = |k: &str| matches!(k, "ROUTER_ADMIN_TOKEN" | "MODAL_TOKEN").then(|| "t".to_string());
+    let c = Config::from_toml(text, &env).unwrap();
+    let regions: Vec<String> = c.regions().iter().map(|r| r.to_string()).collect();
+    assert_eq!(regions, ["us-east", "eu-west", "asia-pacific"]);
+    assert!(
+        Config::from_toml(text, &no_env).is_err(),
+        "tokens are required"
+    );
+}
+
+#[test]
+fn port_overrides_the_listen_port() {
+    let env = |k: &str| (k == "PORT").then(|| "8123".to_string());
+    assert_eq!(Config::from_toml(ONE, &env).unwrap().listen.port(), 8123);
+}
+
+#[test]
+fn refusals_name_the_key() {
+    let cases = [
+        (format!("{ONE}\ncolour = 1"), "line"),
+        (
+            ONE.replace("kind = \"modal\"", "kind = \"modal\"\nsurprise = true"),
+            "line",
+        ),
+        ("listen = \"127.0.0.1:0\"".to_string(), "providers"),
+        (
+            format!("{ONE}{}", &ONE[ONE.find("[[providers]]").unwrap()..]),
+            "providers[1].name",
+        ),
+        (
+            ONE.replace("region = \"EU\"", "region = \"Mars Base\""),
+            "providers[0].region",
+        ),
+        (
+            ONE.replace("[\"llama3.2-1b\", \"mistral-7b\"]", "[]"),
+            "providers[0].models",
+        ),
+        (
+            ONE.replace("models =", "auth_header_env = \"NOPE_TOKEN\"\nmodels ="),
+            "providers[0].auth_header_env",
+        ),
+        (
+            format!("admin_token_env = \"NOPE_ADMIN\"\n{ONE}"),
+            "admin_token_env",
+        ),
+        (
+            ONE.replace("http://127.0.0.1:9/", "http://u:p@127.0.0.1:9/"),
+            "providers[0].url",
+        ),
+        (
+            ONE.replace("models =", "probe_model = \"qwen\"\nmodels ="),
+            "providers[0].probe_model",
+        ),
+        (
+            format!("{ONE}\n[limits]\nmax_response_bytes = 0\n"),
+            "limits.max_response_bytes",
+        ),
+        (
+            format!("{ONE}\n[limits]\nmax_request_bytes = 0\n"),
+            "limits.max_request_bytes",
+        ),
+        (
+            ONE.replace("models =", "max_response_bytes = 0\nmodels ="),
+            "providers[0].max_response_bytes",
+        ),
+        (
+            ONE.replace("models =", "max_response_bytes = 2000000000\nmodels ="),
+            "providers[0].max_response_bytes",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = Config::from_toml(&text, &no_env).unwrap_err();
+        assert!(e.key.starts_with(key), "want {key}, got {e}");
+    }
+}
+
+#[test]
+fn env_names_resolve_and_models_may_map_to_upstream_names() {
+    let text = ONE
+        .replace("models = [\"llama3.2-1b\", \"mistral-7b\"]", "models = { \"llama3.2-1b\" = \"meta-llama/Llama-3.2-1B-Instruct\" }\nauth_header_env = \"EU_TOKEN\"");
+    let env = |k: &str| (k == "EU_TOKEN").then(|| "s3cret".to_string());
+    let c = Config::from_toml(&text, &env).unwrap();
+    assert_eq!(
+        c.providers[0].upstream_model("llama3.2-1b"),
+        Some("meta-llama/Llama-3.2-1B-Instruct")
+    );
+    assert_eq!(c.providers[0].auth_token.as_deref(), Some("s3cret"));
+    assert!(!format!("{c:?} {:?}", c.providers[0]).contains("s3cret"));
+}
+
+#[test]
+fn byte_limits_default_and_a_provider_may_override_them() {
+    let c = Config::from_toml(ONE, &no_env).unwrap();
+    assert_eq!(c.limits.max_request_bytes, 1024 * 1024);
+    assert_eq!(c.providers[0].max_response_bytes, 4 * 1024 * 1024);
+    // `[limits]` last: keys after a table header belong to that table.
+    let text = format!(
+        "{ONE}{}\n[limits]\nmax_response_bytes = 1000\nmax_request_bytes = 2000\n",
+        ONE[ONE.find("[[providers]]").unwrap()..]
+            .replace("sim-eu-west", "other")
+            .replace("models =", "max_response_bytes = 5000\nmodels =")
+    );
+    let c = Config::from_toml(&text, &no_env).unwrap();
+    assert_eq!(c.limits.max_request_bytes, 2000);
+    let limits: Vec<u64> = c.providers.iter().map(|p| p.max_response_bytes).collect();
+    assert_eq!(limits, [1000, 5000]);
+    assert!(c.summary().contains("max_response_bytes=5000"));
+    let unknown = format!("{ONE}\n[limits]\nmax_body = 1\n");
+    assert!(Config::from_toml(&unknown, &no_env).is_err());
+}
