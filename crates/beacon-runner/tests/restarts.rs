@@ -100,7 +100,7 @@ backend_test!(
         assert_eq!(h["services"][1]["breaker"], "closed", "{h}");
         // Calls refused at the router's door bought nothing; each answer was bought once.
         let calls = stack.all_live_calls().len();
-        assert!(calls >= 27 && calls <= 27 + 6, "{calls} provider calls");
+        assert!((27..=27 + 6).contains(&calls), "{calls} provider calls");
         runner.shutdown().await;
         router.shutdown().await;
         stack.shutdown().await;

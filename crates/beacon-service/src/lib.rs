@@ -1,7 +1,9 @@
 //! beacon-service: the plumbing `beacon-router` and `beacon-runner` share, written once:
 //! configuration errors that name the key, a binary's run-until-SIGTERM loop with its
 //! `listening on` line, background handles for in-process use (tests, `beacon demo`),
-//! and the constant-time admin bearer-token check.
+//! the constant-time admin bearer-token check, and bounded reads of peers' bodies.
+
+pub mod body;
 
 use std::future::Future;
 use std::io::Write;

@@ -3,7 +3,6 @@
 //! [`Failure`] that says whether the provider or the request was at fault. Every body
 //! a client reads is bounded (`body`).
 
-mod body;
 mod modal;
 mod openai;
 mod outcome;

@@ -4,10 +4,10 @@
 use beacon_core::{ErrorCode, Stage};
 use serde_json::{Value, json};
 
-use super::body::read_bounded;
 use super::outcome::{failure, from_body, from_error_answer, from_transport, provider_fault};
 use super::{CallFailure, CallFuture, ProviderClient, UpstreamAnswer, UpstreamCall};
 use crate::config::ProviderConfig;
+use beacon_service::body::read_bounded;
 
 pub struct OpenAiClient {
     cfg: ProviderConfig,

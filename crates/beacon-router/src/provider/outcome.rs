@@ -4,7 +4,11 @@
 use beacon_core::{ErrorCode, Failure, Stage};
 
 use super::CallFailure;
-use super::body::{BodyError, ERROR_BODY_CAP, read_prefix};
+use beacon_service::body::{BodyError, read_prefix};
+
+/// How much of an error body (4xx/5xx) is read: messages keep a 300-character snippet,
+/// and a JSON error object (`{"error": {"message": …}}`) fits easily.
+pub const ERROR_BODY_CAP: usize = 8 * 1024;
 use crate::config::ProviderConfig;
 
 /// Longest slice of a provider's error body kept in a message.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use beacon_core::wire::{InferenceRequest, InferenceResponse, ProvidersResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
+use beacon_service::body::{BodyError, read_bounded};
 
 pub use breaker::{Breaker, BreakerState, Permit};
 pub use catalog::{Catalog, RouterCatalog};
@@ -96,16 +97,20 @@ impl RouterClient {
             }
         };
         let status = resp.status().as_u16();
-        let bytes = match read_limited(resp, self.max_body).await {
+        let bytes = match read_bounded(resp, self.max_body).await {
             Ok(b) => b,
-            Err(BodyError::TooLarge(seen)) => {
+            Err(BodyError::TooLarge { declared, .. }) => {
                 // The router is alive and talking; what it sent is unusable.
                 permit.neutral();
+                let seen = match declared {
+                    Some(n) => format!("it declared {n} bytes"),
+                    None => "it grew past that while being read".to_string(),
+                };
                 let failure = Failure::new(
                     ErrorCode::RouterResponseTooLarge,
                     Stage::Router,
                     format!(
-                        "the router's answer is larger than limits.max_router_body_bytes ({} bytes; {seen} seen)",
+                        "the router's answer is larger than limits.max_router_body_bytes ({} bytes): {seen}; the rest was not read",
                         self.max_body
                     ),
                 )
@@ -220,10 +225,10 @@ impl RouterClient {
             .await
             .map_err(|e| transport_failure(&e, timeout, &self.base))?;
         let status = resp.status().as_u16();
-        match read_limited(resp, self.max_body).await {
+        match read_bounded(resp, self.max_body).await {
             Ok(body) => Ok((status, body)),
             Err(BodyError::Transport(e)) => Err(transport_failure(&e, timeout, &self.base)),
-            Err(BodyError::TooLarge(_)) => Err(Failure::new(
+            Err(BodyError::TooLarge { .. }) => Err(Failure::new(
                 ErrorCode::RouterResponseTooLarge,
                 Stage::Router,
                 format!(
@@ -259,30 +264,6 @@ fn transport_failure(e: &reqwest::Error, timeout: Duration, base: &reqwest::Url)
         )
     };
     f.with_url(base.as_str())
-}
-
-enum BodyError {
-    /// More than the limit; how many bytes had been seen when reading stopped.
-    TooLarge(u64),
-    Transport(reqwest::Error),
-}
-
-/// Reads a body of at most `limit` bytes: a declared `Content-Length` over it is
-/// refused unread, and a body without one is cut off as soon as it passes the limit,
-/// so a hostile or broken peer cannot make this process hold more than `limit`.
-async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
-    if let Some(len) = resp.content_length().filter(|n| *n > limit) {
-        return Err(BodyError::TooLarge(len));
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
-        let seen = (buf.len() + chunk.len()) as u64;
-        if seen > limit {
-            return Err(BodyError::TooLarge(seen));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {

@@ -1,12 +1,9 @@
-//! Bounded reading of provider bodies. An answer is read chunk by chunk into a buffer
-//! that refuses to grow past the provider's `max_response_bytes` (and is refused at
-//! once when its `Content-Length` already says it is larger); an error body is only
-//! read for its first few kilobytes. Either way the router never holds more than the
-//! limit of what a provider sends, whatever it sends.
-
-/// How much of an error body (4xx/5xx) is read: messages keep a 300-character snippet,
-/// and a JSON error object (`{"error": {"message": …}}`) fits easily.
-pub const ERROR_BODY_CAP: usize = 8 * 1024;
+//! Bounded reading of HTTP bodies from peers that may be hostile or broken (a provider
+//! for the router, the router for the runner). A body is read chunk by chunk into a
+//! buffer that refuses to grow past the limit (and is refused at once when its
+//! `Content-Length` already says it is larger); an error body is only read for its
+//! first few kilobytes. Either way a service never holds more than the limit of what a
+//! peer sends, whatever it sends.
 
 /// Why a body could not be read whole.
 #[derive(Debug)]
