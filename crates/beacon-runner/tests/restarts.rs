@@ -178,3 +178,97 @@ async fn a_cancel_through_an_api_only_instance_stops_the_owner_at_once() {
     api.shutdown().await;
     stack.shutdown().await;
 }
+
+/// A short burst of provider failures gets eu-west's only provider ejected for
+/// longer than the runner's whole retry budget; the router says when the ejection
+/// ends (`retry_after`) and the executions wait for it instead of failing.
+backend_test!(
+    an_ejected_region_is_waited_for_not_given_up,
+    |backend| async move {
+        let paced = Faults {
+            latency_ms: 50,
+            ..Faults::default()
+        };
+        let faults = REGIONS.iter().map(|r| (*r, paced.clone())).collect();
+        let Some(stack) = Stack::start(
+            backend,
+            Opts {
+                faults,
+                scheduler: "enabled = false".into(),
+                ..Opts::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        // This router ejects for 2 s; the runner's retries (20-200 ms backoff, three
+        // attempts) would all be spent inside that.
+        let toml = router_toml(&stack.sims, "127.0.0.1:0", Some(2))
+            .replace("eject_base = \"300ms\"", "eject_base = \"2s\"")
+            .replace("eject_max = \"1s\"", "eject_max = \"4s\"");
+        let router =
+            beacon_router::start(beacon_router::Config::from_toml(&toml, &|_| None).unwrap())
+                .await
+                .unwrap();
+        let runner = beacon_runner::start(runner_config(
+            &stack.db.url,
+            &router.url,
+            "max_concurrency_per_job = 6",
+        ))
+        .await
+        .unwrap();
+        let eu = stack.sim("eu-west");
+        eu.set_faults(serde_json::from_value(json!({"error_rate": 1.0})).unwrap())
+            .unwrap();
+        let spec = stack.spec("job-burst", &Q3, &MODELS, &REGIONS, json!({}));
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        // The burst lasts until the provider is ejected, then ends.
+        eventually(Duration::from_secs(20), "eu-west ejected", || async {
+            let p: serde_json::Value = stack
+                .http
+                .get(format!("{}/providers?region=eu-west", router.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (p["providers"][0]["state"] == "unhealthy").then_some(())
+        })
+        .await;
+        eu.set_faults(serde_json::from_value(json!({"error_rate": 0.0})).unwrap())
+            .unwrap();
+        let job = stack
+            .wait_terminal("job-burst", Duration::from_secs(60))
+            .await;
+        let mut waited = 0;
+        for e in executions(&job) {
+            assert_eq!(e["status"], "completed", "{e}");
+            let (_, details) = stack
+                .get(&format!(
+                    "/api/v1/executions/{}/details",
+                    e["id"].as_str().unwrap()
+                ))
+                .await;
+            let history = details["attempt_history"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            waited += history
+                .iter()
+                .filter(|a| a["error_code"] == "NO_HEALTHY_PROVIDER")
+                .count();
+        }
+        assert!(
+            waited > 0,
+            "some executions met the ejection and waited it out"
+        );
+        eprintln!(
+            "ejected region: all 27 completed; {waited} attempts answered NO_HEALTHY_PROVIDER and waited"
+        );
+        runner.shutdown().await;
+        router.shutdown().await;
+        stack.shutdown().await;
+    }
+);
