@@ -179,9 +179,9 @@ async fn a_cancel_through_an_api_only_instance_stops_the_owner_at_once() {
     stack.shutdown().await;
 }
 
-/// A short burst of provider failures gets eu-west's only provider ejected for
-/// longer than the runner's whole retry budget; the router says when the ejection
-/// ends (`retry_after`) and the executions wait for it instead of failing.
+// A short burst of provider failures gets eu-west's only provider ejected for longer
+// than the runner's whole retry budget; the router says when the ejection ends
+// (`retry_after`) and the executions wait for it instead of failing.
 backend_test!(
     an_ejected_region_is_waited_for_not_given_up,
     |backend| async move {
