@@ -1,9 +1,17 @@
 //! The service binaries under drill (`beacon-runner`, `beacon-router`, `beacon-sim`) of
 //! the build profile this test runs in. Integration tests of another package get no
 //! `CARGO_BIN_EXE_*`, so the first caller in a test process runs
-//! `cargo build --bins -p beacon-runner -p beacon-router -p beacon-sim` once (a no-op
-//! when `scripts/test` built them already) and every caller gets the same paths.
+//! `cargo build --bins -p beacon-runner -p beacon-router -p beacon-sim` once and every
+//! caller gets the same paths.
+//!
+//! That build goes to `<target dir>/drills/<profile>`, not to the test's own
+//! `<target dir>/<profile>`: `cargo test --workspace` unifies the dev-dependencies'
+//! features into the service binaries (tokio's `test-util`, beacon-store's
+//! `test-support`), a `-p` build does not, so sharing one directory would make each
+//! build undo the other and recompile the whole stack every time. Apart, both stay
+//! no-ops once built.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -20,7 +28,7 @@ pub struct Binaries {
     pub runner: PathBuf,
     pub router: PathBuf,
     pub sim: PathBuf,
-    /// `target/<profile>`, where they are.
+    /// `target/drills/<profile>`, where they are.
     pub dir: PathBuf,
 }
 
@@ -34,12 +42,13 @@ pub fn binaries() -> anyhow::Result<&'static Binaries> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Where this executable's profile puts binaries, and the profile's cargo flags.
+/// Where the drills' build of this executable's profile puts binaries, and the
+/// profile's cargo flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Layout {
-    /// `target/<profile>`.
+    /// `target/drills/<profile>`.
     profile_dir: PathBuf,
-    /// `target`.
+    /// `target/drills`.
     target_dir: PathBuf,
     /// `[]` for `debug`, `["--release"]`, or `["--profile", NAME]`.
     profile_args: Vec<String>,
@@ -68,9 +77,10 @@ fn layout_of(exe: &Path) -> anyhow::Result<Layout> {
         "release" => vec!["--release".to_string()],
         other => vec!["--profile".to_string(), other.to_string()],
     };
+    let drills = target_dir.join("drills");
     Ok(Layout {
-        profile_dir: profile_dir.to_path_buf(),
-        target_dir: target_dir.to_path_buf(),
+        profile_dir: drills.join(profile),
+        target_dir: drills,
         profile_args,
     })
 }
@@ -88,13 +98,28 @@ fn build() -> anyhow::Result<Binaries> {
         .arg("--bins")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
-        // The directory this test was built into (= CARGO_TARGET_DIR when it is set),
-        // so the binaries match its profile and land where they are looked for.
+        // Under the directory this test was built into (= CARGO_TARGET_DIR when set).
         .arg("--target-dir")
         .arg(&layout.target_dir)
         .args(&layout.profile_args);
     for p in PACKAGES {
         command.arg("-p").arg(p);
+    }
+    // What cargo set for this test process describes this package, not the build: a
+    // build script that reads one (ring reads CARGO_MANIFEST_DIR) would otherwise be
+    // rerun, and everything above it rebuilt, whenever the caller changes.
+    for (key, _) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_BIN_")
+            || matches!(
+                k,
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+            )
+        {
+            command.env_remove(&key);
+        }
     }
     let started = Instant::now();
     let out = command
@@ -110,8 +135,13 @@ fn build() -> anyhow::Result<Binaries> {
     }
     let took = started.elapsed();
     if took.as_secs() >= 5 {
-        // A rebuild, not the usual no-op: worth a line, since it eats into drill time.
-        eprintln!("beacon-drills: built {} in {took:.1?}", PACKAGES.join(", "));
+        // A rebuild, not the usual no-op: worth a line (past libtest's capture), since
+        // it eats into the first drill's time.
+        let line = format!(
+            "beacon-drills: built {} in {took:.1?}\n",
+            PACKAGES.join(", ")
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
     let bin = |name: &str| -> anyhow::Result<PathBuf> {
         let path = layout.profile_dir.join(name);
@@ -136,11 +166,11 @@ mod tests {
     fn the_profile_comes_from_the_executable_path() {
         let l = layout_of(Path::new("/w/target/debug/deps/chaos-0123abcd"))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(l.profile_dir, Path::new("/w/target/debug"));
-        assert_eq!(l.target_dir, Path::new("/w/target"));
+        assert_eq!(l.profile_dir, Path::new("/w/target/drills/debug"));
+        assert_eq!(l.target_dir, Path::new("/w/target/drills"));
         assert!(l.profile_args.is_empty());
         let l = layout_of(Path::new("/t/release/beacon-bench")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(l.profile_dir, Path::new("/t/release"));
+        assert_eq!(l.profile_dir, Path::new("/t/drills/release"));
         assert_eq!(l.profile_args, ["--release"]);
         let l = layout_of(Path::new("/t/bench/deps/x")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(l.profile_args, ["--profile", "bench"]);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 /// One row of `execution_attempts`.
@@ -25,6 +26,7 @@ pub struct JobRow {
     pub id: String,
     pub status: String,
     pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A small pool on the drill's database.
@@ -98,19 +100,42 @@ impl DbProbe {
 
     /// Every job with its status and lease owner.
     pub async fn jobs(&self) -> anyhow::Result<Vec<JobRow>> {
-        let rows: Vec<(String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, status, lease_owner FROM jobs ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await
-                .context("reading jobs")?;
+        let rows: Vec<(String, String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT id, status, lease_owner, lease_expires_at FROM jobs ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("reading jobs")?;
         Ok(rows
             .into_iter()
-            .map(|(id, status, lease_owner)| JobRow {
+            .map(|(id, status, lease_owner, lease_expires_at)| JobRow {
                 id,
                 status,
                 lease_owner,
+                lease_expires_at,
             })
             .collect())
+    }
+
+    /// One job's row.
+    pub async fn job(&self, id: &str) -> anyhow::Result<JobRow> {
+        self.jobs()
+            .await?
+            .into_iter()
+            .find(|j| j.id == id)
+            .with_context(|| format!("no job {id} in the store"))
+    }
+
+    /// How many attempts of each execution of a job ended with an answer (`success` or
+    /// `empty`): more than one means the cell was completed twice.
+    pub async fn answered_attempts(&self, job_id: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for a in self.attempts(job_id).await? {
+            if matches!(a.outcome.as_deref(), Some("success" | "empty")) {
+                *out.entry(a.execution_id).or_insert(0) += 1;
+            }
+        }
+        Ok(out)
     }
 
     /// The public key of each receipt of a job (execution id → key; executions without
