@@ -1,9 +1,11 @@
-//! The runner's HTTP API as benchmarks and drills use it: readiness, submission, job
-//! state with its counts, waiting for a state, cancel, the executions listing.
+//! The services' HTTP APIs as benchmarks and drills use them: the runner's readiness,
+//! submission, job state with its counts, waiting for a state, cancel and executions
+//! listing; the router's provider states.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use beacon_core::wire::{ProviderEntry, ProviderState, ProvidersResponse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -255,6 +257,48 @@ impl RunnerApi {
             );
         }
         Ok(list)
+    }
+}
+
+/// The router's API.
+#[derive(Debug, Clone)]
+pub struct RouterApi {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl RouterApi {
+    pub fn new(http: reqwest::Client, base: &str) -> RouterApi {
+        RouterApi {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// `GET /providers`: every provider with its health state.
+    pub async fn providers(&self) -> anyhow::Result<Vec<ProviderEntry>> {
+        let r = self
+            .http
+            .get(format!("{}/providers", self.base))
+            .send()
+            .await
+            .context("reading the router's providers")?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!("GET /providers: {status}");
+        }
+        let v: ProvidersResponse = r.json().await.context("the providers answer")?;
+        Ok(v.providers)
+    }
+
+    /// The state of the (first) provider of `region`.
+    pub async fn region_state(&self, region: &str) -> anyhow::Result<ProviderState> {
+        self.providers()
+            .await?
+            .into_iter()
+            .find(|p| p.region == region)
+            .map(|p| p.state)
+            .with_context(|| format!("the router has no provider in {region}"))
     }
 }
 

@@ -142,8 +142,8 @@ pub fn is_transient_outcome(o: Outcome) -> bool {
     )
 }
 
-/// Whether the runner's final record agrees with the last call the provider served
-/// (`None`: no call reached a provider).
+/// Whether the runner's final record agrees with the call its last attempt made
+/// (`None`: that attempt reached no provider).
 fn status_agrees(e: &ExecView, last: Option<Outcome>) -> bool {
     let class = e.classification.as_deref();
     match last {
@@ -171,7 +171,8 @@ pub struct Audit {
     pub calls: usize,
     /// Executions with more than one attempt.
     pub retried: usize,
-    /// Executions per outcome of their last call (`none` when no call reached one).
+    /// Executions per outcome of the call their last attempt made (`none` when that
+    /// attempt reached no provider).
     pub last_outcomes: BTreeMap<String, usize>,
     pub not_terminal: Vec<String>,
     pub duplicate_cells: Vec<String>,
@@ -212,7 +213,14 @@ pub fn audit(
         let mut tries: Vec<&AttemptRow> = by_exec.get(e.id.as_str()).cloned().unwrap_or_default();
         tries.sort_by_key(|a| a.attempt);
         let outcomes: Vec<Outcome> = calls.iter().map(|c| c.outcome).collect();
-        let last = outcomes.last().copied();
+        // What the final record follows: the last call, if the last attempt made one
+        // (an attempt the router refused, e.g. while it had ejected the region's
+        // provider, reached nobody).
+        let last = if tries.last().is_some_and(|a| a.provider_id.is_some()) {
+            outcomes.last().copied()
+        } else {
+            None
+        };
         *out.last_outcomes
             .entry(last.map_or("none".into(), |o| format!("{o:?}")))
             .or_insert(0) += 1;

@@ -16,7 +16,7 @@ use beacon_sim::{CallRecord, Faults, SimConfig, SimHandle, Simulator};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
-use crate::api::{RunnerApi, http_client};
+use crate::api::{RouterApi, RunnerApi, http_client};
 use crate::audit::prompt_index;
 use crate::bins::{Binaries, binaries};
 use crate::config::{PROBE_PROMPT, RouterSettings, RunnerSettings};
@@ -152,6 +152,7 @@ impl Sims {
 pub struct Fleet {
     pub sims: Sims,
     pub router: Service,
+    pub router_api: RouterApi,
     pub bins: &'static Binaries,
     pub key: SigningKey,
     pub http: reqwest::Client,
@@ -181,12 +182,14 @@ impl Fleet {
             &scratch.path().join("router.log"),
         )
         .await?;
+        let http = http_client()?;
         Ok(Fleet {
             sims,
+            router_api: RouterApi::new(http.clone(), router.url()),
             router,
             bins,
             key: SigningKey::from_bytes(&[5u8; 32]),
-            http: http_client()?,
+            http,
             scratch,
         })
     }

@@ -18,7 +18,7 @@ pub mod procs;
 pub mod spec;
 pub mod usage;
 
-pub use api::{JobState, Progress, RunnerApi};
+pub use api::{JobState, Progress, RouterApi, RunnerApi};
 pub use bins::{Binaries, binaries};
 pub use cluster::PrivateCluster;
 pub use config::{PROBE_PROMPT, RouterSettings, RunnerSettings};

@@ -90,13 +90,7 @@ async fn sigterm_hands_in_flight_work_back() {
         })
         .map(|id| format!("{id}: {:?}", after.get(id.as_str())))
         .collect();
-    let job_row = db
-        .jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|j| j.id == JOB)
-        .unwrap();
+    let job_row = db.job(JOB).await.unwrap();
 
     let b = fleet.runner(&runner("runner-b"), pg.url()).await.unwrap();
     let resumed = Instant::now();
