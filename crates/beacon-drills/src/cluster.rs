@@ -95,7 +95,13 @@ impl RunAs {
         match self {
             RunAs::Me => Command::new(program),
             RunAs::Postgres { .. } => {
-                let mut c = Command::new("runuser");
+                // util-linux's runuser lives in /usr/sbin, which not every PATH has.
+                let runuser = Path::new("/usr/sbin/runuser");
+                let mut c = Command::new(if runuser.is_file() {
+                    runuser
+                } else {
+                    Path::new("runuser")
+                });
                 c.args(["-u", "postgres", "--"]).arg(program);
                 c
             }

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 /// One row of `execution_attempts`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AttemptRow {
     pub execution_id: String,
+    #[sqlx(try_from = "i64")]
     pub attempt: u32,
     pub outcome: Option<String>,
     pub error_code: Option<String>,
@@ -21,7 +22,7 @@ pub struct AttemptRow {
 }
 
 /// The parts of a `jobs` row a drill looks at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobRow {
     pub id: String,
     pub status: String,
@@ -74,47 +75,25 @@ impl DbProbe {
 
     /// Every attempt of every execution of a job, in attempt order per execution.
     pub async fn attempts(&self, job_id: &str) -> anyhow::Result<Vec<AttemptRow>> {
-        let rows: Vec<(String, i64, Option<String>, Option<String>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT a.execution_id, a.attempt, a.outcome, a.error_code, a.provider_id \
-                 FROM execution_attempts a JOIN executions e ON e.id = a.execution_id \
-                 WHERE e.job_id = $1 ORDER BY a.execution_id, a.attempt",
-            )
-            .bind(job_id)
-            .fetch_all(&self.pool)
-            .await
-            .context("reading attempts")?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(execution_id, attempt, outcome, error_code, provider_id)| AttemptRow {
-                    execution_id,
-                    attempt: u32::try_from(attempt).unwrap_or(0),
-                    outcome,
-                    error_code,
-                    provider_id,
-                },
-            )
-            .collect())
+        sqlx::query_as(
+            "SELECT a.execution_id, a.attempt, a.outcome, a.error_code, a.provider_id \
+             FROM execution_attempts a JOIN executions e ON e.id = a.execution_id \
+             WHERE e.job_id = $1 ORDER BY a.execution_id, a.attempt",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await
+        .context("reading attempts")
     }
 
     /// Every job with its status and lease owner.
     pub async fn jobs(&self) -> anyhow::Result<Vec<JobRow>> {
-        let rows: Vec<(String, String, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        sqlx::query_as(
             "SELECT id, status, lease_owner, lease_expires_at FROM jobs ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await
-        .context("reading jobs")?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, status, lease_owner, lease_expires_at)| JobRow {
-                id,
-                status,
-                lease_owner,
-                lease_expires_at,
-            })
-            .collect())
+        .context("reading jobs")
     }
 
     /// One job's row.

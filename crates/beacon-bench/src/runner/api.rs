@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use beacon_drills::api::{JobState, Progress, RunnerApi, Submitted, http_client, time};
+pub use beacon_drills::api::{JobState, RunnerApi, Submitted, http_client, time};
 
 /// Call-log records fetched per request.
 const LOG_PAGE: usize = 5_000;
