@@ -5,13 +5,15 @@
 
 mod load;
 mod overhead;
-mod procs;
 mod report;
 mod runner;
 mod schedule;
 mod stats;
 
 use std::process::ExitCode;
+
+// The child-process plumbing is shared with the drills.
+use beacon_drills::procs;
 
 use clap::{Parser, Subcommand};
 

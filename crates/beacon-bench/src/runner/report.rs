@@ -412,9 +412,10 @@ fn job_json(r: &JobFigures, concurrency: u64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::api::{JobState, Progress};
+    use crate::runner::api::JobState;
     use crate::runner::db::Backend;
     use crate::runner::spec::Shape;
+    use beacon_drills::api::Progress;
 
     fn job(elapsed_ms: u64, completed: u64) -> JobFigures {
         JobFigures {

@@ -179,7 +179,8 @@ pub async fn throughput(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::api::{JobState, Progress};
+    use crate::runner::api::JobState;
+    use beacon_drills::api::Progress;
 
     fn orchestration(concurrency: u32, elapsed_ms: u64, completed: u64) -> Orchestration {
         Orchestration {

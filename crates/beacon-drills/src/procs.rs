@@ -1,18 +1,21 @@
-//! The processes under test: spawned from the release binaries, ready when their first
-//! stdout line says `listening on http://ADDR` (never a sleep), killed when dropped;
-//! a scratch directory for their config and logs; their resident memory from /proc.
+//! The processes under test: spawned with an exact environment, ready when their first
+//! stdout line says `listening on http://ADDR` (never a sleep), stderr to a log file
+//! quoted on failure; signalled (SIGTERM, SIGKILL) by their own PID, waited for with a
+//! timeout, killed when dropped; a scratch directory for their config and logs. What
+//! they cost (memory, CPU) is read by [`crate::usage`], re-exported here.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use tokio::sync::oneshot;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+pub use crate::usage::{RssSampler, cpu_ms, machine_busy_ms, rss_bytes};
 
 /// How long a child may take to print its `listening on` line.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -79,12 +82,19 @@ pub enum ChildEnv<'a> {
     Only(&'a [(&'a str, &'a str)]),
 }
 
+/// How often [`Service::wait_exit`] looks whether the child has exited.
+const EXIT_POLL: Duration = Duration::from_millis(10);
+
 /// A running child process, killed (SIGKILL) and reaped when dropped, on every path
-/// out of the benchmark, errors included.
+/// out of the benchmark or drill, errors included.
 pub struct Service {
     name: String,
     child: Child,
     url: String,
+    log: PathBuf,
+    /// Set once the child has been reaped: from then on its PID may belong to another
+    /// process, so no signal is sent any more.
+    exited: Option<ExitStatus>,
     /// Kept open so a late write to stdout does not meet a closed pipe.
     _stdout: BufReader<ChildStdout>,
 }
@@ -166,6 +176,8 @@ impl Service {
             name: name.to_string(),
             child,
             url,
+            log: log.to_path_buf(),
+            exited: None,
             _stdout: reader,
         })
     }
@@ -179,20 +191,97 @@ impl Service {
         self.child.id()
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file the child's stderr goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last lines of the child's stderr, ready to append to a failure message.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
     /// Fails if the child has exited (it should serve until killed).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait() {
+        match self.try_exit_status() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => bail!("{} exited during the benchmark: {status}", self.name),
+            Ok(Some(status)) => bail!(
+                "{} exited while it should serve: {status}{}",
+                self.name,
+                self.log_tail()
+            ),
             Err(e) => bail!("cannot check on {}: {e}", self.name),
         }
+    }
+
+    /// Sends `signal` to this child's PID (and to no other process: a reaped child is
+    /// never signalled, since its PID may have been given to someone else).
+    pub fn signal(&mut self, signal: Signal) -> anyhow::Result<()> {
+        if let Some(status) = self.try_exit_status()? {
+            bail!(
+                "{} already exited ({status}): not sending {signal}",
+                self.name
+            );
+        }
+        let pid = i32::try_from(self.child.id())
+            .with_context(|| format!("{}: PID {} out of range", self.name, self.child.id()))?;
+        nix::sys::signal::kill(Pid::from_raw(pid), signal)
+            .with_context(|| format!("cannot send {signal} to {} (PID {pid})", self.name))
+    }
+
+    /// SIGTERM: asks the child to shut down gracefully.
+    pub fn terminate(&mut self) -> anyhow::Result<()> {
+        self.signal(Signal::SIGTERM)
+    }
+
+    /// SIGKILL, then waits until the child is gone (a crash, as far as it can tell).
+    pub async fn kill(&mut self) -> anyhow::Result<ExitStatus> {
+        self.signal(Signal::SIGKILL)?;
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+
+    /// Waits up to `limit` for the child to exit and returns its status; an error if it
+    /// is still running then (it is left running: the caller decides).
+    pub async fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_exit_status()? {
+                return Ok(status);
+            }
+            if start.elapsed() >= limit {
+                bail!(
+                    "{} (PID {}) still running {limit:?} after it was asked to stop{}",
+                    self.name,
+                    self.child.id(),
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(EXIT_POLL).await;
+        }
+    }
+
+    /// The exit status if the child has exited (reaping it), `None` while it runs.
+    fn try_exit_status(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        if self.exited.is_none() {
+            self.exited = self
+                .child
+                .try_wait()
+                .with_context(|| format!("cannot check on {}", self.name))?;
+        }
+        Ok(self.exited)
     }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -217,7 +306,7 @@ fn parse_listening(line: &str) -> Option<String> {
 }
 
 /// The last lines of a child's stderr log, for an error message.
-fn log_tail(log: &Path) -> String {
+pub fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     if lines.is_empty() {
@@ -229,102 +318,6 @@ fn log_tail(log: &Path) -> String {
         log.display(),
         tail.join("\n")
     )
-}
-
-/// `VmRSS` of a `/proc/<pid>/status` text, in bytes.
-fn parse_vmrss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let mut words = line["VmRSS:".len()..].split_whitespace();
-    let value: u64 = words.next()?.parse().ok()?;
-    match words.next() {
-        Some("kB") | None => Some(value * 1024),
-        Some(_) => None,
-    }
-}
-
-/// The resident set size of process `pid`, in bytes (Linux only; `None` elsewhere).
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vmrss(&status)
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on Linux).
-const USER_HZ: f64 = 100.0;
-
-/// `utime + stime` of a `/proc/<pid>/stat` text, in clock ticks. The command name
-/// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11); // field 3 is the first after `)`
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// CPU time (user + system, all threads) process `pid` has used so far, in ms, at
-/// 10 ms resolution. `None` where /proc is not available.
-pub fn cpu_ms(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(parse_cpu_ticks(&stat)? as f64 * 1000.0 / USER_HZ)
-}
-
-/// Busy time of all CPUs together (user, nice, system, irq, softirq, steal) from the
-/// first line of a `/proc/stat` text, in clock ticks.
-fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal …
-    Some(v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?)
-}
-
-/// CPU time every process on the machine has used so far, all cores together, in ms.
-pub fn machine_busy_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    Some(parse_machine_busy_ticks(&stat)? as f64 * 1000.0 / USER_HZ)
-}
-
-/// Samples a process's RSS every `every` on a background task; `stop` returns the peak.
-pub struct RssSampler {
-    peak: Arc<AtomicU64>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RssSampler {
-    pub fn start(pid: u32, every: Duration) -> RssSampler {
-        let peak = Arc::new(AtomicU64::new(0));
-        let (stop, mut stopped) = oneshot::channel();
-        let seen = peak.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = tick.tick() => {
-                        if let Some(rss) = rss_bytes(pid) {
-                            seen.fetch_max(rss, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
-        });
-        RssSampler { peak, stop, task }
-    }
-
-    /// Stops sampling (after one last sample) and returns the peak in bytes (0 if no
-    /// sample could be read).
-    pub async fn stop(self, pid: u32) -> u64 {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-        if let Some(rss) = rss_bytes(pid) {
-            self.peak.fetch_max(rss, Ordering::Relaxed);
-        }
-        self.peak.load(Ordering::Relaxed)
-    }
 }
 
 #[cfg(test)]
@@ -339,32 +332,5 @@ mod tests {
         );
         assert_eq!(parse_listening("Error: bind failed"), None);
         assert_eq!(parse_listening(""), None);
-    }
-
-    #[test]
-    fn reads_cpu_ticks_after_the_command_name() {
-        let stat = "4242 (beacon (x) y) S 1 4242 4242 0 -1 4194560 757 0 0 0 123 45 0 0 20 0";
-        assert_eq!(parse_cpu_ticks(stat), Some(168));
-        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
-        assert!(cpu_ms(std::process::id()).is_some());
-    }
-
-    #[test]
-    fn reads_machine_busy_ticks() {
-        let stat = "cpu  100 1 20 5000 7 3 4 5 0 0\ncpu0 50 0 10 2500 3 1 2 2 0 0\n";
-        assert_eq!(
-            parse_machine_busy_ticks(stat),
-            Some(100 + 1 + 20 + 3 + 4 + 5)
-        );
-        assert_eq!(parse_machine_busy_ticks("intr 1 2 3\n"), None);
-    }
-
-    #[test]
-    fn reads_vmrss_in_bytes() {
-        let status = "Name:\tbeacon-router\nVmPeak:\t  100 kB\nVmRSS:\t   14540 kB\nThreads:\t3\n";
-        assert_eq!(parse_vmrss(status), Some(14_540 * 1024));
-        assert_eq!(parse_vmrss("Name:\tx\n"), None);
-        // This very process has a resident set.
-        assert!(rss_bytes(std::process::id()).unwrap_or(0) > 0);
     }
 }
