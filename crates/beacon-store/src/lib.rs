@@ -173,12 +173,16 @@ pub trait Store: Send + Sync + 'static {
     /// and not cancel-requested. Sets the lease and `status = running` (and
     /// `started_at` if unset). Executions left `running`/`retrying` by a previous owner
     /// go back to `pending` in the same transaction. PostgreSQL uses
-    /// `FOR UPDATE SKIP LOCKED`.
+    /// `FOR UPDATE SKIP LOCKED`. Jobs in `running_here` (those the caller is running
+    /// right now) are never claimed: when a database outage let the caller's own lease
+    /// run out, claiming the job again would start a second run of it in the same
+    /// process, whose writes the fence (same owner) would not stop.
     async fn claim_job(
         &self,
         owner: &str,
         lease: Duration,
         now: DateTime<Utc>,
+        running_here: &[String],
     ) -> Result<Option<JobRecord>>;
 
     /// Extends the lease; `false` if `owner` no longer holds it (lost: stop writing).

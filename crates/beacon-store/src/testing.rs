@@ -268,7 +268,7 @@ where
 ///
 /// ```text
 /// contract_test!(claims_are_exclusive, |store| {
-///     assert!(store.claim_job("a", lease, now).await?.is_none());
+///     assert!(store.claim_job("a", lease, now, &[]).await?.is_none());
 /// });
 /// ```
 ///

@@ -80,7 +80,7 @@ async fn claim_available(ctx: &Arc<Ctx>, token: &CancellationToken, tracker: &Ta
     while ctx.jobs.len() < ctx.cfg.max_jobs as usize && !token.is_cancelled() {
         match ctx
             .store
-            .claim_job(&ctx.instance_id, ctx.cfg.lease, Utc::now())
+            .claim_job(&ctx.instance_id, ctx.cfg.lease, Utc::now(), &ctx.jobs.ids())
             .await
         {
             Ok(Some(job)) => {

@@ -289,9 +289,10 @@ impl Store for PgStore {
         owner: &str,
         lease: Duration,
         now: DateTime<Utc>,
+        running_here: &[String],
     ) -> Result<Option<JobRecord>> {
         let mut tx = self.pool.begin().await?;
-        let out = Self::claim_job_in(&mut tx, owner, lease, now).await;
+        let out = Self::claim_job_in(&mut tx, owner, lease, now, running_here).await;
         end(tx, out).await
     }
 

@@ -169,6 +169,7 @@ impl PgStore {
         owner: &str,
         lease: Duration,
         now: DateTime<Utc>,
+        running_here: &[String],
     ) -> Result<Option<JobRecord>> {
         let now = ms(now);
         // SKIP LOCKED: instances claiming at once each get a different job instead of
@@ -179,7 +180,7 @@ impl PgStore {
              WHERE id = (SELECT id FROM jobs \
                WHERE (status = 'queued' OR (status = 'running' \
                       AND (lease_expires_at IS NULL OR lease_expires_at < $3))) \
-                 AND cancel_requested_at IS NULL \
+                 AND cancel_requested_at IS NULL AND id <> ALL($4) \
                ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING ",
             job_cols!()
@@ -187,6 +188,7 @@ impl PgStore {
         .bind(owner)
         .bind(lease_until(now, lease))
         .bind(now)
+        .bind(running_here)
         .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {

@@ -378,9 +378,10 @@ impl Store for SqliteStore {
         owner: &str,
         lease: Duration,
         now: DateTime<Utc>,
+        running_here: &[String],
     ) -> Result<Option<JobRecord>> {
         let mut tx = self.write_tx().await?;
-        let out = Self::claim_job_in(&mut tx, owner, lease, now).await;
+        let out = Self::claim_job_in(&mut tx, owner, lease, now, running_here).await;
         tx.end(out).await
     }
 

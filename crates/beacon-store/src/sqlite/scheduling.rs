@@ -142,6 +142,7 @@ impl SqliteStore {
         owner: &str,
         lease: Duration,
         now: DateTime<Utc>,
+        running_here: &[String],
     ) -> Result<Option<JobRecord>> {
         // A released lease (NULL) is claimable at once; an expired one too.
         let row = sqlx::query(concat!(
@@ -151,6 +152,7 @@ impl SqliteStore {
                WHERE (status = 'queued' OR (status = 'running' \
                       AND (lease_expires_at IS NULL OR lease_expires_at < $3))) \
                  AND cancel_requested_at IS NULL \
+                 AND id NOT IN (SELECT value FROM json_each($4)) \
                ORDER BY created_at, id LIMIT 1) \
              RETURNING ",
             job_cols!()
@@ -158,6 +160,7 @@ impl SqliteStore {
         .bind(owner)
         .bind(t(lease_until(now, lease)))
         .bind(t(now))
+        .bind(json_text(&running_here)?)
         .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {

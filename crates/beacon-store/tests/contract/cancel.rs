@@ -209,7 +209,12 @@ contract_test!(request_cancel_cancels_everything_in_one_go, |store| {
     // Not claimable, not finalizable again, cancel again changes nothing.
     assert!(
         store
-            .claim_job("other", std::time::Duration::from_secs(9), at + secs(999))
+            .claim_job(
+                "other",
+                std::time::Duration::from_secs(9),
+                at + secs(999),
+                &[]
+            )
             .await
             .unwrap()
             .is_none()
@@ -251,7 +256,7 @@ contract_test!(request_cancel_of_a_queued_job, |store| {
     );
     assert!(
         store
-            .claim_job("o", std::time::Duration::from_secs(9), t0())
+            .claim_job("o", std::time::Duration::from_secs(9), t0(), &[])
             .await
             .unwrap()
             .is_none()

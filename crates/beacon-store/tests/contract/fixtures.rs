@@ -187,7 +187,7 @@ pub async fn run_one(store: &Arc<dyn Store>, owner: &str, update: AttemptUpdate)
 /// Claims the only claimable job as `owner` with a long lease.
 pub async fn claim(store: &Arc<dyn Store>, owner: &str) -> JobRecord {
     store
-        .claim_job(owner, std::time::Duration::from_secs(600), t0())
+        .claim_job(owner, std::time::Duration::from_secs(600), t0(), &[])
         .await
         .unwrap()
         .expect("nothing to claim")

@@ -144,7 +144,7 @@ contract_test!(counts_many_and_leases, |store| {
     insert_at(&store, "job-b", 1).await;
     insert_at(&store, "job-c", 2).await;
     store
-        .claim_job("owner-1", Duration::from_secs(30), t0())
+        .claim_job("owner-1", Duration::from_secs(30), t0(), &[])
         .await
         .unwrap()
         .unwrap(); // job-a

@@ -13,8 +13,8 @@ const LEASE: Duration = Duration::from_secs(30);
 contract_test!(only_one_owner_claims_a_job, |store| {
     insert(&store, "job-a").await;
     let (a, b) = tokio::join!(
-        store.claim_job("owner-a", LEASE, t0()),
-        store.claim_job("owner-b", LEASE, t0())
+        store.claim_job("owner-a", LEASE, t0(), &[]),
+        store.claim_job("owner-b", LEASE, t0(), &[])
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(
@@ -27,7 +27,7 @@ contract_test!(only_one_owner_claims_a_job, |store| {
     assert_eq!(job.lease_expires_at, Some(t0() + secs(30)));
     assert!(
         store
-            .claim_job("owner-c", LEASE, t0() + secs(29))
+            .claim_job("owner-c", LEASE, t0() + secs(29), &[])
             .await
             .unwrap()
             .is_none()
@@ -40,13 +40,19 @@ contract_test!(claims_take_the_oldest_job_first, |store| {
     insert_at(&store, "job-old", 0).await;
     assert_eq!(claim(&store, "o1").await.id, "job-old");
     assert_eq!(claim(&store, "o2").await.id, "job-new");
-    assert!(store.claim_job("o3", LEASE, t0()).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_job("o3", LEASE, t0(), &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
 });
 
 contract_test!(expired_lease_moves_to_another_owner, |store| {
     insert(&store, "job-a").await;
     store
-        .claim_job("owner-a", LEASE, t0())
+        .claim_job("owner-a", LEASE, t0(), &[])
         .await
         .unwrap()
         .unwrap();
@@ -80,14 +86,14 @@ contract_test!(expired_lease_moves_to_another_owner, |store| {
     );
     assert!(
         store
-            .claim_job("owner-b", LEASE, t0() + secs(40))
+            .claim_job("owner-b", LEASE, t0() + secs(40), &[])
             .await
             .unwrap()
             .is_none()
     );
     // owner-a dies; after expiry owner-b takes over and in-flight work is pending again.
     let job = store
-        .claim_job("owner-b", LEASE, t0() + secs(51))
+        .claim_job("owner-b", LEASE, t0() + secs(51), &[])
         .await
         .unwrap()
         .unwrap();
@@ -168,7 +174,7 @@ contract_test!(released_lease_is_claimable_at_once, |store| {
         (JobStatus::Running, None, None)
     );
     let job = store
-        .claim_job("owner-b", LEASE, t0())
+        .claim_job("owner-b", LEASE, t0(), &[])
         .await
         .unwrap()
         .unwrap();
@@ -413,7 +419,11 @@ contract_test!(requeue_hands_in_flight_work_back, |store| {
     );
     // Shutdown then releases; the job is resumable by anyone.
     store.release_lease("job-a", "owner").await.unwrap();
-    let job = store.claim_job("next", LEASE, t0()).await.unwrap().unwrap();
+    let job = store
+        .claim_job("next", LEASE, t0(), &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.id, "job-a");
     assert_eq!(
         store.start_attempt(&e0, "next", t0()).await.unwrap(),
@@ -514,7 +524,7 @@ contract_test!(concurrent_claimers_get_distinct_jobs, |store| {
         let store = store.clone();
         claims.push(tokio::spawn(async move {
             store
-                .claim_job(&format!("owner-{i}"), LEASE, t0())
+                .claim_job(&format!("owner-{i}"), LEASE, t0(), &[])
                 .await
                 .unwrap()
         }));
@@ -533,4 +543,31 @@ contract_test!(concurrent_claimers_get_distinct_jobs, |store| {
     );
     got.dedup_by(|a, b| a.0 == b.0);
     assert_eq!(got.len(), 6);
+});
+
+contract_test!(a_job_running_here_is_not_claimed_again, |store| {
+    // The owner's lease ran out while the database was away; its own claim loop must
+    // not start a second run of the job it is still running.
+    insert(&store, "job-a").await;
+    store
+        .claim_job("owner-a", LEASE, t0(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    let later = t0() + secs(60);
+    let running = vec!["job-a".to_string()];
+    assert!(
+        store
+            .claim_job("owner-a", LEASE, later, &running)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another instance (or this one after a restart) may take it over.
+    let job = store
+        .claim_job("owner-b", LEASE, later, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.lease_owner.as_deref(), Some("owner-b"));
 });
