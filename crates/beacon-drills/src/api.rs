@@ -191,6 +191,17 @@ impl RunnerApi {
         &self.base
     }
 
+    /// `GET /api/v1/health` as JSON (always 200 while the process runs).
+    pub async fn health(&self) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/health", self.base))
+            .send()
+            .await
+            .context("reading the runner's health")?;
+        r.json().await.context("the health answer is not JSON")
+    }
+
     /// Submits a spec given as JSON (see [`RunnerApi::submit`]).
     pub async fn submit_json(&self, spec: &Value) -> anyhow::Result<Submitted> {
         self.submit(serde_json::to_vec(spec)?).await

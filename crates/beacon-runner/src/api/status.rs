@@ -41,7 +41,11 @@ struct Checks {
 /// database that answers reads but refuses writes (a full disk) is `failing`; a router
 /// that answers while the breaker still holds calls back is `degraded`.
 async fn checks(app: &AppState) -> Checks {
-    let db = app.ctx.store.ping().await;
+    // Bounded: during an outage the pool would wait its whole acquire timeout.
+    let db = match tokio::time::timeout(Duration::from_secs(2), app.ctx.store.ping()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("the database did not answer within 2 s".to_string()),
+    };
     let writes = app.ctx.writes.trouble();
     let router = app.ctx.router.health(Duration::from_secs(2)).await;
     let breaker = app.ctx.router.breaker.state();
@@ -57,7 +61,7 @@ async fn checks(app: &AppState) -> Checks {
     };
     let services = json!([
         {"name": "database", "status": db_status, "backend": app.ctx.store.backend(),
-         "error": db.err().map(|e| e.to_string()), "writes_failing": writes},
+         "error": db.err(), "writes_failing": writes},
         {"name": "router", "status": router_status,
          "router_status": router.as_ref().ok().and_then(|v| v.get("status").cloned()),
          "error": router.err().map(|f| f.message), "breaker": breaker},
