@@ -103,7 +103,10 @@ impl RunnerSettings {
                 encode_signing_key(&self.receipt_key),
             ),
             ("RUNNER_ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
-            ("RUST_LOG".to_string(), "info".to_string()),
+            (
+                "RUST_LOG".to_string(),
+                std::env::var("BEACON_DRILLS_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+            ),
         ];
         if let Some(s) = self.router_timeout_secs {
             env.push(("ROUTER_TIMEOUT".to_string(), s.to_string()));

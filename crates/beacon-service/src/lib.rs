@@ -51,6 +51,11 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
 pub fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr redirected to a file on a full
+        // disk) is dropped. With internal-error reporting on, the subscriber would
+        // `eprintln!` about it, which panics when stderr fails, killing whatever task
+        // was logging: a full disk stalled every job that way.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default.into()),
