@@ -19,7 +19,7 @@ pub mod procs;
 pub mod spec;
 pub mod usage;
 
-pub use api::{JobState, Progress, RouterApi, RunnerApi};
+pub use api::{Health, JobState, Progress, RouterApi, RunnerApi};
 pub use bins::{Binaries, binaries};
 pub use cluster::PrivateCluster;
 pub use config::{PROBE_PROMPT, RouterSettings, RunnerSettings};
