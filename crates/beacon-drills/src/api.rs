@@ -1,6 +1,6 @@
 //! The services' HTTP APIs as benchmarks and drills use them: the runner's readiness,
-//! submission, job state with its counts, waiting for a state, cancel and executions
-//! listing; the router's provider states.
+//! submission, job state with its counts, waiting for a state, cancel, executions
+//! listing and health (with the router breaker's state); the router's provider states.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,45 @@ impl JobState {
             finished_at: time(&v["finished_at"]),
             failure_reason: v["failure_reason"].as_str().map(str::to_string),
         }
+    }
+}
+
+/// The parts of the runner's `GET /api/v1/health` a drill reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// `healthy`, `degraded` (the router is not) or `unhealthy` (the database is not).
+    pub status: String,
+    /// The router service's status: `healthy`, `degraded` (breaker open) or `down`.
+    pub router: String,
+    /// The runner's breaker in front of the router: `closed`, `open` or `half_open`.
+    pub breaker: String,
+    /// The database service's status: `healthy`, `failing` (writes fail) or `down`.
+    pub database: String,
+    /// The whole answer, for figures and failure messages.
+    pub json: Value,
+}
+
+impl Health {
+    pub fn from_json(v: &Value) -> anyhow::Result<Health> {
+        let service = |name: &str| {
+            v["services"]
+                .as_array()
+                .and_then(|list| list.iter().find(|s| s["name"] == name))
+                .with_context(|| format!("no {name} service in the health answer: {v}"))
+        };
+        let (router, database) = (service("router")?, service("database")?);
+        let text = |x: &Value, what: &str| -> anyhow::Result<String> {
+            x.as_str()
+                .map(str::to_string)
+                .with_context(|| format!("no {what} in the health answer: {v}"))
+        };
+        Ok(Health {
+            status: text(&v["status"], "status")?,
+            router: text(&router["status"], "router status")?,
+            breaker: text(&router["breaker"], "breaker")?,
+            database: text(&database["status"], "database status")?,
+            json: v.clone(),
+        })
     }
 }
 
@@ -191,15 +230,20 @@ impl RunnerApi {
         &self.base
     }
 
-    /// `GET /api/v1/health` as JSON (always 200 while the process runs).
-    pub async fn health(&self) -> anyhow::Result<Value> {
+    /// `GET /api/v1/health`: the runner's own view of its database and router.
+    pub async fn health(&self) -> anyhow::Result<Health> {
         let r = self
             .http
             .get(format!("{}/api/v1/health", self.base))
             .send()
             .await
             .context("reading the runner's health")?;
-        r.json().await.context("the health answer is not JSON")
+        let status = r.status();
+        let v: Value = r.json().await.context("the health answer is not JSON")?;
+        if !status.is_success() {
+            bail!("GET /api/v1/health: {status} {v}");
+        }
+        Health::from_json(&v)
     }
 
     /// Submits a spec given as JSON (see [`RunnerApi::submit`]).
@@ -335,5 +379,19 @@ mod tests {
         };
         assert_eq!(f.timestamp_millis() % 1000, 250);
         assert!(!JobState::from_json(&json!({"status": "running"})).is_terminal());
+    }
+
+    #[test]
+    fn reads_a_health_answer() {
+        let v = json!({"status": "degraded", "services": [
+            {"name": "database", "status": "healthy"},
+            {"name": "router", "status": "down", "breaker": "open", "error": "refused"},
+            {"name": "scheduler", "status": "healthy"}]});
+        let h = Health::from_json(&v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (h.status.as_str(), h.router.as_str(), h.breaker.as_str()),
+            ("degraded", "down", "open")
+        );
+        assert!(Health::from_json(&json!({"status": "healthy", "services": []})).is_err());
     }
 }

@@ -117,9 +117,12 @@ impl DbProbe {
         Ok(out)
     }
 
-    /// The public key of each receipt of a job (execution id → key; executions without
-    /// a receipt are left out). Each drill instance signs with a key of its own.
-    pub async fn receipt_keys(&self, job_id: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    /// Every receipt of a job as stored (execution id → the signed receipt; executions
+    /// without one are left out).
+    pub async fn receipts(
+        &self,
+        job_id: &str,
+    ) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, receipt FROM executions WHERE job_id = $1 AND receipt IS NOT NULL",
         )
@@ -127,15 +130,24 @@ impl DbProbe {
         .fetch_all(&self.pool)
         .await
         .context("reading receipts")?;
-        let mut out = BTreeMap::new();
-        for (id, receipt) in rows {
-            let v: serde_json::Value = serde_json::from_str(&receipt)
-                .with_context(|| format!("receipt of {id} is not JSON"))?;
-            if let Some(key) = v["public_key"].as_str() {
-                out.insert(id, key.to_string());
-            }
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|(id, receipt)| {
+                let v = serde_json::from_str(&receipt)
+                    .with_context(|| format!("receipt of {id} is not JSON"))?;
+                Ok((id, v))
+            })
+            .collect()
+    }
+
+    /// The public key of each receipt of a job (execution id → key; executions without
+    /// a receipt are left out). Each drill instance signs with a key of its own.
+    pub async fn receipt_keys(&self, job_id: &str) -> anyhow::Result<BTreeMap<String, String>> {
+        Ok(self
+            .receipts(job_id)
+            .await?
+            .into_iter()
+            .filter_map(|(id, v)| Some((id, v["public_key"].as_str()?.to_string())))
+            .collect())
     }
 
     pub async fn close(self) {

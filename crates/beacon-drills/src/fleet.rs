@@ -1,11 +1,13 @@
 //! A drill's system: simulators in this process (their faults changed and their call
-//! logs read directly), a `beacon-router` child with one provider per simulator, and
-//! any number of `beacon-runner` children on a database the drill chooses, each ready
-//! when its `/readyz` answers 200. Logs and configs live in a scratch directory
-//! (kept, and its path printed, when `BEACON_DRILLS_KEEP=1`).
+//! logs read directly), a `beacon-router` child with one provider per simulator (which
+//! a drill may kill and start again on the same port), and any number of
+//! `beacon-runner` children on a database the drill chooses, each ready when its
+//! `/readyz` answers 200. Logs and configs live in a scratch directory (kept, and its
+//! path printed, when `BEACON_DRILLS_KEEP=1`).
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -157,6 +159,10 @@ pub struct Fleet {
     pub key: SigningKey,
     pub http: reqwest::Client,
     scratch: Scratch,
+    /// The router's TOML file, the same for every start.
+    router_config: PathBuf,
+    /// Router starts so far (each gets a log of its own).
+    router_starts: u32,
 }
 
 impl Fleet {
@@ -174,14 +180,8 @@ impl Fleet {
         let toml_path = scratch.path().join("router.toml");
         std::fs::write(&toml_path, router.toml(&sims.providers())?)
             .with_context(|| format!("cannot write {}", toml_path.display()))?;
-        let router = Service::spawn(
-            "beacon-router",
-            &bins.router,
-            [OsStr::new("--config"), toml_path.as_os_str()],
-            ChildEnv::Only(&[("RUST_LOG", "info")]),
-            &scratch.path().join("router.log"),
-        )
-        .await?;
+        let router =
+            spawn_router(bins, &toml_path, None, &scratch.path().join("router.log")).await?;
         let http = http_client()?;
         Ok(Fleet {
             sims,
@@ -191,7 +191,38 @@ impl Fleet {
             key: SigningKey::from_bytes(&[5u8; 32]),
             http,
             scratch,
+            router_config: toml_path,
+            router_starts: 1,
         })
+    }
+
+    /// Starts the router again, after it was killed or stopped, with the same config
+    /// file and on the port it had (`--listen`), so every runner's `ROUTER_URL` is right
+    /// again. Fails if the old router still runs or the port is taken. The new start
+    /// logs to `router-<n>.log`.
+    pub async fn restart_router(&mut self) -> anyhow::Result<()> {
+        self.router
+            .wait_exit(Duration::ZERO)
+            .await
+            .context("restart_router: the router has not exited")?;
+        let url = self.router.url().to_string();
+        let addr = url
+            .strip_prefix("http://")
+            .with_context(|| format!("the router's URL {url} is not http://ADDR"))?;
+        let log = self
+            .scratch
+            .path()
+            .join(format!("router-{}.log", self.router_starts));
+        self.router_starts += 1;
+        let router = spawn_router(self.bins, &self.router_config, Some(addr), &log).await?;
+        if router.url() != url {
+            anyhow::bail!(
+                "the restarted router listens on {}, not on {url}",
+                router.url()
+            );
+        }
+        self.router = router;
+        Ok(())
     }
 
     /// Starts a runner child on `database_url` and waits until `/readyz` is 200.
@@ -200,11 +231,23 @@ impl Fleet {
         settings: &RunnerSettings,
         database_url: &str,
     ) -> anyhow::Result<RunnerChild> {
+        self.runner_via(settings, database_url, self.router.url())
+            .await
+    }
+
+    /// [`Fleet::runner`] with `ROUTER_URL` = `router_url` (a proxy in front of the
+    /// router, e.g. a [`crate::hostile::LyingRouter`]).
+    pub async fn runner_via(
+        &self,
+        settings: &RunnerSettings,
+        database_url: &str,
+        router_url: &str,
+    ) -> anyhow::Result<RunnerChild> {
         let dir = self.scratch.path();
         let toml_path = dir.join(format!("{}.toml", settings.instance_id));
         std::fs::write(&toml_path, settings.toml()?)
             .with_context(|| format!("cannot write {}", toml_path.display()))?;
-        let env = settings.env(database_url, self.router.url());
+        let env = settings.env(database_url, router_url);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         // Numbered: a restarted instance gets a log of its own, the first one stays.
         static STARTS: AtomicU32 = AtomicU32::new(0);
@@ -250,6 +293,28 @@ impl Fleet {
         drop(self.router);
         self.sims.shutdown().await;
     }
+}
+
+/// A router child on `config`, on `listen` (`HOST:PORT`) when given instead of the
+/// file's free port.
+async fn spawn_router(
+    bins: &Binaries,
+    config: &Path,
+    listen: Option<&str>,
+    log: &Path,
+) -> anyhow::Result<Service> {
+    let mut args: Vec<OsString> = vec!["--config".into(), config.as_os_str().to_owned()];
+    if let Some(addr) = listen {
+        args.extend(["--listen".into(), addr.into()]);
+    }
+    Service::spawn(
+        "beacon-router",
+        &bins.router,
+        args,
+        ChildEnv::Only(&[("RUST_LOG", "info")]),
+        log,
+    )
+    .await
 }
 
 /// A runner child and its API.

@@ -14,15 +14,17 @@ pub mod config;
 pub mod db;
 pub mod figures;
 pub mod fleet;
+pub mod hostile;
 pub mod procs;
 pub mod spec;
 pub mod usage;
 
-pub use api::{JobState, Progress, RouterApi, RunnerApi};
+pub use api::{Health, JobState, Progress, RouterApi, RunnerApi};
 pub use bins::{Binaries, binaries};
 pub use cluster::PrivateCluster;
 pub use config::{PROBE_PROMPT, RouterSettings, RunnerSettings};
 pub use db::DbProbe;
 pub use figures::print_figures;
 pub use fleet::{Fleet, RegionCall, RunnerChild, Sims};
+pub use hostile::{Lie, LyingRouter};
 pub use spec::Shape;

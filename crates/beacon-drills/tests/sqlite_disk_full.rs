@@ -89,7 +89,7 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while unhealthy.is_none() && Instant::now() < deadline {
         let h = runner.api.health().await.unwrap();
-        if h["status"] != "healthy" {
+        if h.status != "healthy" {
             unhealthy = Some(h);
         } else {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -99,16 +99,20 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
     let noticed_in = full.elapsed();
     // `failing` (writes refused, reads fine) or `down` (SQLite cannot even grow its
     // shared-memory index for a read): either way not healthy, and it says why.
-    let db_status = unhealthy["services"][0]["status"].clone();
-    assert!(db_status == "failing" || db_status == "down", "{unhealthy}");
-    assert_eq!(unhealthy["status"], "unhealthy", "{unhealthy}");
+    let db_status = unhealthy.database.clone();
+    assert!(
+        db_status == "failing" || db_status == "down",
+        "{:?}",
+        unhealthy.json
+    );
+    assert_eq!(unhealthy.status, "unhealthy", "{:?}", unhealthy.json);
     // Let it stay full a while: writes keep failing, nothing is lost meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Reads may fail too while the disk is full (SQLite's shared-memory index).
     let during = runner.api.job(JOB).await.ok();
     let still = runner.api.health().await.unwrap();
-    assert_ne!(still["status"], "healthy", "{still}");
-    let error = still["services"][0]["writes_failing"]["error"].clone();
+    assert_ne!(still.status, "healthy", "{:?}", still.json);
+    let error = still.json["services"][0]["writes_failing"]["error"].clone();
 
     set_fsize(runner.pid(), "unlimited");
     let lifted = Instant::now();
@@ -147,14 +151,14 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
                     d.progress.completed.to_string()
                 }),
             ),
-            ("database status while full", db_status.to_string()),
+            ("database status while full", db_status),
             ("health not healthy after", format!("{noticed_in:.2?}")),
             ("the error it showed", error.to_string()),
             ("lifted to job terminal", format!("{resumed_in:.2?}")),
             ("provider calls", provider_calls.to_string()),
             ("cells answered twice", answered_twice.to_string()),
             ("final status", format!("{:?}", count_statuses(&execs))),
-            ("health afterwards", health["status"].to_string()),
+            ("health afterwards", health.status.clone()),
             ("drill time", format!("{:.1?}", began.elapsed())),
         ],
     );
@@ -170,7 +174,7 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
 
     assert_eq!(provider_calls as u64, total, "no answer bought twice");
     assert_eq!(answered_twice, 0);
-    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(health.status, "healthy", "{:?}", health.json);
     // Seconds, not minutes: a pool left with connections that still believe they are
     // inside a transaction recovers only as they age out (about 90 s here).
     assert!(

@@ -2,9 +2,9 @@
 //! faults): a router that lies about provenance or sends too much, a database that
 //! refuses an answer, a router restart under a running job.
 //!
-//! The lying router is a proxy in front of the real router: every call reaches the
-//! real router and the simulators (so provider calls are counted as usual), and only
-//! the `/inference` answer is rewritten on its way back.
+//! The lying router (`beacon_drills::hostile`) is a proxy in front of the real router:
+//! every call reaches the real router and the simulators (so provider calls are
+//! counted as usual), and only the `/inference` answer is rewritten on its way back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,11 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
+use beacon_drills::hostile::{Lie, LyingRouter};
 use common::*;
-use futures_util::stream;
 use serde_json::{Value, json};
 
 const Q3: [&str; 3] = ["math_basic", "tiananmen_neutral", "taiwan_status"];
@@ -25,80 +22,18 @@ const Q3: [&str; 3] = ["math_basic", "tiananmen_neutral", "taiwan_status"];
 static EVERY_CELL: std::sync::LazyLock<Value> =
     std::sync::LazyLock::new(|| json!({"constraints": {"min_success_rate": 0.0}}));
 
-/// How the proxy rewrites `/inference` answers.
-#[derive(Clone, Copy)]
-enum Lie {
-    /// `{"success": true}` and nothing else.
-    NoProvenance,
-    /// A body of this many bytes, streamed without a `Content-Length`.
-    HugeBody(usize),
-    /// The real answer with its text replaced by this many bytes.
-    LongAnswer(usize),
-}
-
-#[derive(Clone)]
-struct Proxy {
-    upstream: String,
+/// A runner (scheduler on) that calls the stack's router through a lying proxy; the
+/// proxy stops when its handle is dropped, so the caller keeps it with the runner.
+async fn lying_runner(
+    stack: &Stack,
     lie: Lie,
-    http: reqwest::Client,
-}
-
-async fn forward(State(p): State<Proxy>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-    let url = format!("{}{}", p.upstream, parts.uri);
-    let mut out = p.http.request(parts.method.clone(), url).body(body);
-    for (k, v) in &parts.headers {
-        if k != "host" && k != "content-length" {
-            out = out.header(k, v);
-        }
-    }
-    let resp = out.send().await.unwrap();
-    let status = resp.status();
-    let bytes = resp.bytes().await.unwrap();
-    if parts.uri.path() != "/inference" {
-        return Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(bytes))
-            .unwrap();
-    }
-    let body = match p.lie {
-        Lie::NoProvenance => Body::from(r#"{"success": true}"#),
-        Lie::HugeBody(n) => {
-            let chunk = vec![b' '; 64 * 1024];
-            let chunks = n.div_ceil(chunk.len());
-            Body::from_stream(stream::iter(
-                (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
-            ))
-        }
-        Lie::LongAnswer(n) => {
-            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
-            v["response"] = json!("x".repeat(n));
-            Body::from(v.to_string())
-        }
-    };
-    Response::builder()
-        .status(200)
-        .header("content-type", "application/json")
-        .body(body)
-        .unwrap()
-}
-
-/// A runner (scheduler on) that calls the stack's router through a lying proxy.
-async fn lying_runner(stack: &Stack, lie: Lie, tables: &str) -> beacon_runner::RunnerHandle {
-    let proxy = Proxy {
-        upstream: stack.router.url.clone(),
-        lie,
-        http: reqwest::Client::new(),
-    };
-    let app = axum::Router::new().fallback(forward).with_state(proxy);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    beacon_runner::start(runner_config_with(&stack.db.url, &url, "", tables))
+    tables: &str,
+) -> (beacon_runner::RunnerHandle, LyingRouter) {
+    let proxy = LyingRouter::start(&stack.router.url, lie).await.unwrap();
+    let runner = beacon_runner::start(runner_config_with(&stack.db.url, proxy.url(), "", tables))
         .await
-        .unwrap()
+        .unwrap();
+    (runner, proxy)
 }
 
 async fn api_only(backend: Backend) -> Option<Stack> {
@@ -118,7 +53,7 @@ backend_test!(
         let Some(stack) = api_only(backend).await else {
             return;
         };
-        let runner = lying_runner(&stack, Lie::NoProvenance, "").await;
+        let (runner, _liar) = lying_runner(&stack, Lie::NoProvenance, "").await;
         // min_success_rate 0: no early stop, so every execution meets the liar.
         let spec = stack.spec("job-liar", &Q3, &MODELS, &REGIONS, EVERY_CELL.clone());
         let (status, body) = stack.submit(&spec).await;
@@ -153,7 +88,7 @@ backend_test!(
         };
         let limits = "[limits]\nmax_router_body_bytes = 1048576\nmax_answer_bytes = 4096\n";
         // 64 MiB streamed without a Content-Length: read up to the limit, then dropped.
-        let huge = lying_runner(&stack, Lie::HugeBody(64 << 20), limits).await;
+        let (huge, liar) = lying_runner(&stack, Lie::HugeBody(64 << 20), limits).await;
         let spec = stack.spec(
             "job-huge",
             &Q3[..1],
@@ -177,9 +112,10 @@ backend_test!(
             assert!(e["output"]["response"].is_null(), "{e}");
         }
         huge.shutdown().await;
+        drop(liar);
 
         // A body under the limit whose answer text is over what one execution keeps.
-        let long = lying_runner(&stack, Lie::LongAnswer(100_000), limits).await;
+        let (long, _liar) = lying_runner(&stack, Lie::LongAnswer(100_000), limits).await;
         let spec = stack.spec(
             "job-long",
             &Q3[..1],
