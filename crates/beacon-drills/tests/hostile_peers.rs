@@ -285,12 +285,15 @@ async fn a_lying_router_gets_no_answer_signed_as_served() {
     let liar = LyingRouter::start(fleet.router.url(), Lie::NoProvenance)
         .await
         .unwrap();
+    // 64 calls in flight (the instance's default ceiling), each reading a hostile body
+    // up to `max_router_body_bytes`: the worst case for the runner's memory.
+    let settings = RunnerSettings::fast("runner-a").scheduler("max_concurrency_per_job", 64);
     let runner = fleet
-        .runner_via(&RunnerSettings::fast("runner-a"), pg.url(), liar.url())
+        .runner_via(&settings, pg.url(), liar.url())
         .await
         .unwrap();
     let db = DbProbe::connect(pg.url()).await.unwrap();
-    let shape = Shape::one_run(5);
+    let shape = Shape::one_run(10);
     let total = shape.executions();
 
     // No provenance: `{"success": true}` for every answer the router really got.

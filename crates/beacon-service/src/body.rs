@@ -28,12 +28,21 @@ pub async fn read_bounded(mut resp: reqwest::Response, limit: u64) -> Result<Vec
     // and let it grow, so a lying or absent Content-Length cannot reserve memory.
     let initial = declared.unwrap_or(16 * 1024).min(limit);
     let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
-        if (buf.len() + chunk.len()) as u64 > limit {
+        let needed = buf.len() + chunk.len();
+        if needed as u64 > limit {
             return Err(BodyError::TooLarge {
                 limit,
                 declared: None,
             });
+        }
+        if needed > buf.capacity() {
+            // Doubling as usual, but never past the limit: otherwise a body just under
+            // it would hold twice the limit in capacity, and many calls in flight
+            // multiply that.
+            let target = (buf.capacity() * 2).max(needed).min(cap);
+            buf.reserve_exact(target - buf.len());
         }
         buf.extend_from_slice(&chunk);
     }

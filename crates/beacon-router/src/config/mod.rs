@@ -58,10 +58,12 @@ impl Default for HealthConfig {
     }
 }
 
-/// Default bound on a provider answer the router reads (4 MiB): a long model answer is
-/// tens of kilobytes, so this leaves room for verbose receipts and stops a runaway
-/// provider long before it costs memory.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+/// Default bound on a provider answer the router reads (1 MiB). A model answer of
+/// `max_tokens` tokens is kilobytes (the spec's default is 500 tokens; 1 MiB is about
+/// 250,000 tokens of text, twice over with Modal's receipt); the bound keeps the memory
+/// of many concurrent calls small and matches the runner's `max_router_body_bytes`
+/// (2 MiB: the router's answer carries the text twice).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// Default bound on a client's request body (1 MiB); prompts are at most 8 KiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 /// Largest byte limit accepted: anything bigger is a typo, not a bound.

@@ -126,7 +126,7 @@ fn env_names_resolve_and_models_may_map_to_upstream_names() {
 fn byte_limits_default_and_a_provider_may_override_them() {
     let c = Config::from_toml(ONE, &no_env).unwrap();
     assert_eq!(c.limits.max_request_bytes, 1024 * 1024);
-    assert_eq!(c.providers[0].max_response_bytes, 4 * 1024 * 1024);
+    assert_eq!(c.providers[0].max_response_bytes, 1024 * 1024);
     // `[limits]` last: keys after a table header belong to that table.
     let text = format!(
         "{ONE}{}\n[limits]\nmax_response_bytes = 1000\nmax_request_bytes = 2000\n",

@@ -188,8 +188,8 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_router_body_bytes: 4 << 20,
-            max_answer_bytes: 1 << 20,
+            max_router_body_bytes: 2 << 20,
+            max_answer_bytes: 512 << 10,
         }
     }
 }
