@@ -92,7 +92,7 @@ async fn a_200_mb_answer_is_refused_unread_and_one_under_the_limit_passes_intact
     );
     let message = f["message"].as_str().unwrap();
     assert!(
-        message.contains("4194304 bytes (max_response_bytes)")
+        message.contains("1048576 bytes (max_response_bytes)")
             && message.contains("Content-Length"),
         "{message}"
     );
