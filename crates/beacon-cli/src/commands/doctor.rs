@@ -125,7 +125,8 @@ async fn runner_checks(client: &Client, checks: &mut Vec<Check>) {
                 let (label, next) = match name {
                     "database" => (
                         "runner database",
-                        "check DATABASE_URL and that the database accepts connections",
+                        "check DATABASE_URL, that the database accepts connections and has disk space \
+                         (answers already paid for are held and stored when it recovers)",
                     ),
                     "router" => (
                         "router as the runner sees it",
@@ -136,6 +137,12 @@ async fn runner_checks(client: &Client, checks: &mut Vec<Check>) {
                 let mut detail = s["status"].as_str().unwrap_or("?").to_string();
                 if let Some(err) = s["error"].as_str() {
                     detail.push_str(&format!(": {err}"));
+                }
+                // Reads can work while writes fail (a full disk): the runner holds
+                // what it cannot store and says since when.
+                let w = &s["writes_failing"];
+                if let (Some(since), Some(err)) = (w["since"].as_str(), w["error"].as_str()) {
+                    detail.push_str(&format!("; writes failing since {since}: {err}"));
                 }
                 checks.push(check(
                     label,
