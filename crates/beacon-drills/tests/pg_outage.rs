@@ -8,12 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_drills::audit::{answers_per_cell, calls_by_cell, count_statuses, duplicate_cells};
-use beacon_drills::audit::{is_answer, read_executions};
-use beacon_drills::fleet::job_prompts;
+use beacon_drills::audit::is_answer;
 use beacon_drills::spec::REGIONS;
 use beacon_drills::{
-    Fleet, PrivateCluster, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
+    Fleet, Ledger, PrivateCluster, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
 };
 use beacon_sim::Faults;
 use serde_json::json;
@@ -68,19 +66,14 @@ async fn outage(
     let began = Instant::now();
     let shape = Shape::one_run(30);
     let total = shape.executions();
-    let spec = fleet
-        .spec(
+    let before = fleet
+        .submit_until(
+            &runner.api,
             job,
             &shape,
             json!({"timeout": "10m", "provider_timeout": "30s"}),
+            total / 4,
         )
-        .unwrap();
-    runner.api.submit_json(&spec).await.unwrap();
-    let before = runner
-        .api
-        .wait_for(job, Duration::from_secs(60), "a quarter done", |s| {
-            s.progress.completed >= total / 4
-        })
         .await
         .unwrap();
 
@@ -108,28 +101,16 @@ async fn outage(
         .await
         .unwrap_or_else(|e| panic!("{e:#}{}", runner.log_tail()));
     let resumed_in = restarted.elapsed();
-    fleet
-        .sims
-        .wait_quiet(Duration::from_secs(15))
-        .await
-        .unwrap();
+    let ledger = Ledger::read(fleet, &runner.api, job, &shape).await.unwrap();
     let health = runner.api.health().await.unwrap();
-
-    let execs = read_executions(&runner.api.executions(job).await.unwrap()).unwrap();
-    let prompts = job_prompts(job, &shape);
-    let calls = fleet.sims.live_calls();
-    let cells = calls_by_cell(&prompts, &calls);
-    let provider_calls: usize = cells.values().map(Vec::len).sum();
-    let answered_twice = answers_per_cell(&prompts, &calls)
-        .values()
-        .filter(|n| **n > 1)
-        .count();
     // Answers the providers served while the database was away: each one had to be
     // held and written later, or it would have been bought again.
-    let served_while_down = cells
-        .values()
-        .flatten()
-        .filter(|c| is_answer(c.outcome) && c.ended_at.is_some_and(|t| t >= down_at && t <= up_at))
+    let served_while_down = ledger
+        .calls
+        .iter()
+        .filter(|c| {
+            is_answer(c.call.outcome) && c.call.ended_at.is_some_and(|t| t >= down_at && t <= up_at)
+        })
         .count();
     print_figures(
         &format!("PostgreSQL {away:?} for {seconds} s"),
@@ -146,25 +127,22 @@ async fn outage(
             ("calls open when it came back", open_at_restart.to_string()),
             ("away for", format!("{away_for:.1?}")),
             ("back to job terminal", format!("{resumed_in:.2?}")),
-            ("provider calls", provider_calls.to_string()),
-            ("cells answered twice", answered_twice.to_string()),
-            ("final status", format!("{:?}", count_statuses(&execs))),
+            ("provider calls", ledger.provider_calls.to_string()),
+            ("cells answered twice", ledger.answered_twice.to_string()),
+            ("final status", format!("{:?}", ledger.statuses())),
             ("health afterwards", health.status.clone()),
             ("drill time", format!("{:.1?}", began.elapsed())),
         ],
     );
 
     assert_eq!(state.status, "completed", "{:?}", state.progress);
-    assert_eq!(execs.len() as u64, total, "no execution lost or added");
-    assert!(duplicate_cells(&execs).is_empty(), "no cell twice");
-    assert!(
-        execs.iter().all(|e| e.status == "completed"),
-        "{:?}",
-        count_statuses(&execs)
-    );
+    ledger.assert_all_completed(total);
     assert!(served_while_down > 0, "the outage caught answers in flight");
     // No faults: every cell was bought exactly once, the outage notwithstanding.
-    assert_eq!(provider_calls as u64, total, "no answer bought twice");
-    assert_eq!(answered_twice, 0);
+    assert_eq!(
+        ledger.provider_calls as u64, total,
+        "no answer bought twice"
+    );
+    assert_eq!(ledger.answered_twice, 0);
     assert_eq!(health.status, "healthy", "{:?}", health.json);
 }

@@ -10,13 +10,9 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use beacon_drills::audit::{
-    answers_per_cell, calls_by_cell, count_statuses, duplicate_cells, read_executions,
-};
-use beacon_drills::fleet::job_prompts;
 use beacon_drills::spec::REGIONS;
 use beacon_drills::{
-    DbProbe, Fleet, Health, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
+    DbProbe, Fleet, Health, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
 };
 use beacon_sim::Faults;
 use serde_json::json;
@@ -87,18 +83,14 @@ async fn drill(stop: Stop) {
     };
     let shape = Shape::one_run(30);
     let total = shape.executions();
-    let spec = fleet
-        .spec(
+    fleet
+        .submit_until(
+            &a.api,
             job,
             &shape,
             json!({"timeout": "5m", "provider_timeout": "30s"}),
+            total / 3,
         )
-        .unwrap();
-    a.api.submit_json(&spec).await.unwrap();
-    a.api
-        .wait_for(job, Duration::from_secs(60), "a third done", |s| {
-            s.progress.completed >= total / 3
-        })
         .await
         .unwrap();
 
@@ -162,32 +154,14 @@ async fn drill(stop: Stop) {
     };
     let terminal_after = restarted.elapsed();
     let after = a.api.health().await.unwrap();
-    fleet
-        .sims
-        .wait_quiet(Duration::from_secs(15))
-        .await
-        .unwrap();
-
-    let execs = read_executions(&a.api.executions(job).await.unwrap()).unwrap();
-    let calls = fleet.sims.live_calls();
-    let prompts = job_prompts(job, &shape);
-    let provider_calls: usize = calls_by_cell(&prompts, &calls).values().map(Vec::len).sum();
-    let open_at_stop = calls
-        .iter()
-        .filter(|c| {
-            c.call.started_at <= stop_wall && c.call.ended_at.is_none_or(|t| t >= stop_wall)
-        })
-        .count();
-    let answered_twice = answers_per_cell(&prompts, &calls)
-        .values()
-        .filter(|n| **n > 1)
-        .count();
+    let ledger = Ledger::read(&fleet, &a.api, job, &shape).await.unwrap();
+    let open_at_stop = ledger.open_at(stop_wall);
     let not_down: Vec<&Health> = samples
         .iter()
         .filter(|h| h.status != "degraded" || h.router != "down")
         .collect();
     let open_samples = samples.iter().filter(|h| h.breaker == "open").count();
-    let max_attempts = execs.iter().map(|e| e.attempts).max().unwrap_or(0);
+    let max_attempts = ledger.execs.iter().map(|e| e.attempts).max().unwrap_or(0);
     print_figures(
         name,
         &[
@@ -220,10 +194,10 @@ async fn drill(stop: Stop) {
                 closed_after.map_or("never seen".into(), |d| format!("{d:.2?}")),
             ),
             ("restart to job terminal", format!("{terminal_after:.2?}")),
-            ("provider calls", provider_calls.to_string()),
-            ("cells answered twice", answered_twice.to_string()),
+            ("provider calls", ledger.provider_calls.to_string()),
+            ("cells answered twice", ledger.answered_twice.to_string()),
             ("most attempts of one execution", max_attempts.to_string()),
-            ("final status", format!("{:?}", count_statuses(&execs))),
+            ("final status", format!("{:?}", ledger.statuses())),
             ("drill time", format!("{:.1?}", began.elapsed())),
         ],
     );
@@ -247,13 +221,7 @@ async fn drill(stop: Stop) {
         "nothing failed while the router was gone: {progress_while_down:?}"
     );
     assert_eq!(state.status, "completed", "{:?}", state.progress);
-    assert_eq!(execs.len() as u64, total, "no execution lost or added");
-    assert!(duplicate_cells(&execs).is_empty(), "no cell twice");
-    assert!(
-        execs.iter().all(|e| e.status == "completed"),
-        "every execution completed: {:?}",
-        count_statuses(&execs)
-    );
+    ledger.assert_all_completed(total);
     assert!(
         closed_after.is_some(),
         "the breaker closed by itself after the restart"
@@ -268,13 +236,14 @@ async fn drill(stop: Stop) {
         "healthy again after the job"
     );
     assert!(
-        provider_calls as u64 <= total + in_flight_at_stop,
-        "provider calls {provider_calls} <= executions {total} + running at the stop {in_flight_at_stop}"
+        ledger.provider_calls as u64 <= total + in_flight_at_stop,
+        "provider calls {} <= executions {total} + running at the stop {in_flight_at_stop}",
+        ledger.provider_calls
     );
-    assert!(answered_twice as u64 <= in_flight_at_stop);
+    assert!(ledger.answered_twice as u64 <= in_flight_at_stop);
     if stop == Stop::Term {
         // A graceful stop finishes the calls it serves and hands their answers over.
-        assert_eq!(answered_twice, 0, "SIGTERM: no cell answered twice");
+        assert_eq!(ledger.answered_twice, 0, "SIGTERM: no cell answered twice");
     }
 
     db.close().await;

@@ -8,12 +8,10 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use beacon_drills::audit::{
-    answers_per_cell, calls_by_cell, count_statuses, duplicate_cells, read_executions,
-};
-use beacon_drills::fleet::job_prompts;
 use beacon_drills::spec::REGIONS;
-use beacon_drills::{DbProbe, Fleet, RouterSettings, RunnerSettings, Shape, Sims, print_figures};
+use beacon_drills::{
+    DbProbe, Fleet, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
+};
 use beacon_sim::Faults;
 use serde_json::json;
 
@@ -48,18 +46,14 @@ async fn a_killed_runners_job_completes_on_a_new_instance() {
 
     let shape = Shape::one_run(30);
     let total = shape.executions();
-    let spec = fleet
-        .spec(
+    fleet
+        .submit_until(
+            &a.api,
             JOB,
             &shape,
             json!({"timeout": "5m", "provider_timeout": "30s"}),
+            total / 4,
         )
-        .unwrap();
-    a.api.submit_json(&spec).await.unwrap();
-    a.api
-        .wait_for(JOB, Duration::from_secs(60), "a quarter done", |s| {
-            s.progress.completed >= total / 4
-        })
         .await
         .unwrap();
 
@@ -80,27 +74,9 @@ async fn a_killed_runners_job_completes_on_a_new_instance() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}{}", b.log_tail()));
     let resumed_in = killed.elapsed();
-    fleet
-        .sims
-        .wait_quiet(Duration::from_secs(15))
-        .await
-        .unwrap();
-
-    let execs = read_executions(&b.api.executions(JOB).await.unwrap()).unwrap();
-    let calls = fleet.sims.live_calls();
-    let prompts = job_prompts(JOB, &shape);
-    let provider_calls: usize = calls_by_cell(&prompts, &calls).values().map(Vec::len).sum();
+    let ledger = Ledger::read(&fleet, &b.api, JOB, &shape).await.unwrap();
     // Calls the providers were serving when the signal went out.
-    let open_at_kill = calls
-        .iter()
-        .filter(|c| {
-            c.call.started_at <= kill_wall && c.call.ended_at.is_none_or(|t| t >= kill_wall)
-        })
-        .count();
-    let answered_twice = answers_per_cell(&prompts, &calls)
-        .values()
-        .filter(|n| **n > 1)
-        .count();
+    let open_at_kill = ledger.open_at(kill_wall);
     let keys = db.receipt_keys(JOB).await.unwrap();
     let by_a = keys
         .values()
@@ -123,33 +99,28 @@ async fn a_killed_runners_job_completes_on_a_new_instance() {
                 "calls open at the providers at the kill",
                 open_at_kill.to_string(),
             ),
-            ("provider calls", provider_calls.to_string()),
-            ("cells answered twice", answered_twice.to_string()),
+            ("provider calls", ledger.provider_calls.to_string()),
+            ("cells answered twice", ledger.answered_twice.to_string()),
             (
                 "finished by the killed / new instance",
                 format!("{by_a} / {by_b}"),
             ),
             ("new instance ready in", format!("{:.2?}", b.ready_in)),
             ("kill to job terminal", format!("{resumed_in:.2?}")),
-            ("final status", format!("{:?}", count_statuses(&execs))),
+            ("final status", format!("{:?}", ledger.statuses())),
             ("drill time", format!("{:.1?}", began.elapsed())),
         ],
     );
 
     assert_eq!(state.status, "completed", "{:?}", state.progress);
-    assert_eq!(execs.len() as u64, total, "no execution lost or added");
-    assert!(duplicate_cells(&execs).is_empty(), "no cell twice");
-    assert!(
-        execs.iter().all(|e| e.status == "completed"),
-        "every execution completed (no faults): {:?}",
-        count_statuses(&execs)
-    );
+    ledger.assert_all_completed(total);
     assert!(done_at_kill > 0 && done_at_kill < total, "killed mid-job");
     assert!(
-        provider_calls as u64 <= total + in_flight_at_kill,
-        "provider calls {provider_calls} <= executions {total} + in flight at the kill {in_flight_at_kill}"
+        ledger.provider_calls as u64 <= total + in_flight_at_kill,
+        "provider calls {} <= executions {total} + in flight at the kill {in_flight_at_kill}",
+        ledger.provider_calls
     );
-    assert!(answered_twice as u64 <= in_flight_at_kill);
+    assert!(ledger.answered_twice as u64 <= in_flight_at_kill);
     // What the killed instance finished was kept, never redone; the rest is the new one's.
     assert_eq!(
         by_a as u64, done_at_kill,

@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use beacon_drills::audit::{
-    answers_per_cell, calls_by_cell, count_statuses, duplicate_cells, read_executions,
-};
+use beacon_drills::audit::answers_per_cell;
 use beacon_drills::fleet::job_prompts;
 use beacon_drills::spec::REGIONS;
-use beacon_drills::{DbProbe, Fleet, RouterSettings, RunnerSettings, Shape, Sims, print_figures};
+use beacon_drills::{
+    DbProbe, Fleet, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
+};
 use beacon_sim::{Faults, Outcome};
 use serde_json::json;
 
@@ -100,17 +100,10 @@ async fn sigterm_hands_in_flight_work_back() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}{}", b.log_tail()));
     let finished_in = resumed.elapsed();
-    fleet
-        .sims
-        .wait_quiet(Duration::from_secs(15))
-        .await
-        .unwrap();
-    let execs = read_executions(&b.api.executions(JOB).await.unwrap()).unwrap();
-    let calls = fleet.sims.live_calls();
-    let prompts = job_prompts(JOB, &shape);
-    let provider_calls: usize = calls_by_cell(&prompts, &calls).values().map(Vec::len).sum();
-    let answers = answers_per_cell(&prompts, &calls);
-    let abandoned = calls
+    let ledger = Ledger::read(&fleet, &b.api, JOB, &shape).await.unwrap();
+    let answered = answers_per_cell(&job_prompts(JOB, &shape), &ledger.calls);
+    let abandoned = ledger
+        .calls
         .iter()
         .filter(|c| c.call.outcome == Outcome::CancelledByClient)
         .count();
@@ -127,12 +120,12 @@ async fn sigterm_hands_in_flight_work_back() {
                 format!("{:?}", job_row.lease_owner),
             ),
             ("calls abandoned at the providers", abandoned.to_string()),
-            ("provider calls", provider_calls.to_string()),
+            ("provider calls", ledger.provider_calls.to_string()),
             (
                 "second instance: ready to job terminal",
                 format!("{finished_in:.2?}"),
             ),
-            ("final status", format!("{:?}", count_statuses(&execs))),
+            ("final status", format!("{:?}", ledger.statuses())),
             ("drill time", format!("{:.1?}", began.elapsed())),
         ],
     );
@@ -158,16 +151,10 @@ async fn sigterm_hands_in_flight_work_back() {
     assert_eq!(job_row.lease_owner, None, "the lease was released");
 
     assert_eq!(state.status, "completed", "{:?}", state.progress);
-    assert_eq!(execs.len() as u64, total);
-    assert!(duplicate_cells(&execs).is_empty());
-    assert!(execs.iter().all(|e| e.status == "completed"));
+    ledger.assert_all_completed(total);
     // Nothing ran twice to completion: one answer per cell at the providers.
-    assert_eq!(answers.len() as u64, total, "every cell was answered");
-    assert!(
-        answers.values().all(|n| *n == 1),
-        "cells answered twice: {:?}",
-        answers.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
-    );
+    assert_eq!(answered.len() as u64, total, "every cell was answered");
+    assert_eq!(ledger.answered_twice, 0, "cells answered twice");
 
     db.close().await;
     drop(b);

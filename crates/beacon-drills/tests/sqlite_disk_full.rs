@@ -9,12 +9,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use beacon_drills::audit::read_executions;
-use beacon_drills::audit::{answers_per_cell, calls_by_cell, count_statuses, duplicate_cells};
-use beacon_drills::fleet::job_prompts;
 use beacon_drills::procs::Scratch;
 use beacon_drills::spec::REGIONS;
-use beacon_drills::{Fleet, RouterSettings, RunnerSettings, Shape, Sims, print_figures};
+use beacon_drills::{Fleet, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures};
 use beacon_sim::Faults;
 use serde_json::json;
 
@@ -65,19 +62,14 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
     let runner = fleet.runner(&settings, &db_url).await.unwrap();
     let shape = Shape::one_run(30);
     let total = shape.executions();
-    let spec = fleet
-        .spec(
+    let before = fleet
+        .submit_until(
+            &runner.api,
             JOB,
             &shape,
             json!({"timeout": "10m", "provider_timeout": "30s"}),
+            total / 4,
         )
-        .unwrap();
-    runner.api.submit_json(&spec).await.unwrap();
-    let before = runner
-        .api
-        .wait_for(JOB, Duration::from_secs(60), "a quarter done", |s| {
-            s.progress.completed >= total / 4
-        })
         .await
         .unwrap();
 
@@ -122,21 +114,11 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}{}", runner.log_tail()));
     let resumed_in = lifted.elapsed();
-    fleet
-        .sims
-        .wait_quiet(Duration::from_secs(15))
+    let ledger = Ledger::read(&fleet, &runner.api, JOB, &shape)
         .await
         .unwrap();
     let health = runner.api.health().await.unwrap();
 
-    let execs = read_executions(&runner.api.executions(JOB).await.unwrap()).unwrap();
-    let prompts = job_prompts(JOB, &shape);
-    let calls = fleet.sims.live_calls();
-    let provider_calls: usize = calls_by_cell(&prompts, &calls).values().map(Vec::len).sum();
-    let answered_twice = answers_per_cell(&prompts, &calls)
-        .values()
-        .filter(|n| **n > 1)
-        .count();
     print_figures(
         "SQLite disk full",
         &[
@@ -155,25 +137,22 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
             ("health not healthy after", format!("{noticed_in:.2?}")),
             ("the error it showed", error.to_string()),
             ("lifted to job terminal", format!("{resumed_in:.2?}")),
-            ("provider calls", provider_calls.to_string()),
-            ("cells answered twice", answered_twice.to_string()),
-            ("final status", format!("{:?}", count_statuses(&execs))),
+            ("provider calls", ledger.provider_calls.to_string()),
+            ("cells answered twice", ledger.answered_twice.to_string()),
+            ("final status", format!("{:?}", ledger.statuses())),
             ("health afterwards", health.status.clone()),
             ("drill time", format!("{:.1?}", began.elapsed())),
         ],
     );
 
     assert_eq!(state.status, "completed", "{:?}", state.progress);
-    assert_eq!(execs.len() as u64, total, "no execution lost or added");
-    assert!(duplicate_cells(&execs).is_empty(), "no cell twice");
-    assert!(
-        execs.iter().all(|e| e.status == "completed"),
-        "{:?}",
-        count_statuses(&execs)
-    );
+    ledger.assert_all_completed(total);
 
-    assert_eq!(provider_calls as u64, total, "no answer bought twice");
-    assert_eq!(answered_twice, 0);
+    assert_eq!(
+        ledger.provider_calls as u64, total,
+        "no answer bought twice"
+    );
+    assert_eq!(ledger.answered_twice, 0);
     assert_eq!(health.status, "healthy", "{:?}", health.json);
     // Seconds, not minutes: a pool left with connections that still believe they are
     // inside a transaction recovers only as they age out (about 90 s here).
