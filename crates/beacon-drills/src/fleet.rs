@@ -166,6 +166,18 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Most drills' system: one simulator per region answering after `latency_ms` and
+    /// otherwise without faults (seeded with `seed`), behind a router child with the
+    /// default settings.
+    pub async fn steady(seed: u64, latency_ms: u64) -> anyhow::Result<Fleet> {
+        let latency = Faults {
+            latency_ms,
+            ..Faults::default()
+        };
+        let sims = Sims::start(&crate::spec::REGIONS, seed, |_| latency.clone()).await?;
+        Fleet::start(sims, &RouterSettings::default()).await
+    }
+
     /// Builds the binaries (once per process), then starts the router child on `sims`.
     pub async fn start(sims: Sims, router: &RouterSettings) -> anyhow::Result<Fleet> {
         let bins = binaries()?;

@@ -9,11 +9,7 @@
 use std::time::{Duration, Instant};
 
 use beacon_drills::audit::is_answer;
-use beacon_drills::spec::REGIONS;
-use beacon_drills::{
-    Fleet, Ledger, PrivateCluster, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
-};
-use beacon_sim::Faults;
+use beacon_drills::{Fleet, Ledger, PrivateCluster, RunnerSettings, Shape, print_figures};
 use serde_json::json;
 
 /// How the database goes away.
@@ -28,16 +24,7 @@ async fn postgresql_away_10s_then_60s_loses_and_rebuys_nothing() {
     let Some(mut pg) = PrivateCluster::start().await.unwrap() else {
         return;
     };
-    let latency = Faults {
-        latency_ms: 200,
-        ..Faults::default()
-    };
-    let sims = Sims::start(&REGIONS, 23, |_| latency.clone())
-        .await
-        .unwrap();
-    let fleet = Fleet::start(sims, &RouterSettings::default())
-        .await
-        .unwrap();
+    let fleet = Fleet::steady(23, 200).await.unwrap();
     // A short lease, so the outages outlast it: the runner must not take its own
     // unrenewed lease for a lost one, and must not start new calls while it is in doubt.
     let settings = RunnerSettings::fast("runner-pg")

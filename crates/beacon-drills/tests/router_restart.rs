@@ -10,11 +10,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use beacon_drills::spec::REGIONS;
-use beacon_drills::{
-    DbProbe, Fleet, Health, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
-};
-use beacon_sim::Faults;
+use beacon_drills::{DbProbe, Fleet, Health, Ledger, RunnerSettings, Shape, print_figures};
 use serde_json::json;
 
 /// How long the router stays away: long enough for the breaker to open, for trials to
@@ -59,16 +55,7 @@ async fn drill(stop: Stop) {
     };
     drop(store);
     let began = Instant::now();
-    let latency = Faults {
-        latency_ms: 200,
-        ..Faults::default()
-    };
-    let sims = Sims::start(&REGIONS, 23, |_| latency.clone())
-        .await
-        .unwrap();
-    let mut fleet = Fleet::start(sims, &RouterSettings::default())
-        .await
-        .unwrap();
+    let mut fleet = Fleet::steady(23, 200).await.unwrap();
     let a = fleet.runner(&runner(), pg.url()).await.unwrap();
     let before = a.api.health().await.unwrap();
     assert_eq!(

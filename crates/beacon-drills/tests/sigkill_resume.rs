@@ -8,11 +8,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use beacon_drills::spec::REGIONS;
-use beacon_drills::{
-    DbProbe, Fleet, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
-};
-use beacon_sim::Faults;
+use beacon_drills::{DbProbe, Fleet, Ledger, RunnerSettings, Shape, print_figures};
 use serde_json::json;
 
 const JOB: &str = "drill-sigkill";
@@ -32,16 +28,7 @@ async fn a_killed_runners_job_completes_on_a_new_instance() {
     };
     drop(store);
     let began = Instant::now();
-    let latency = Faults {
-        latency_ms: 200,
-        ..Faults::default()
-    };
-    let sims = Sims::start(&REGIONS, 11, |_| latency.clone())
-        .await
-        .unwrap();
-    let fleet = Fleet::start(sims, &RouterSettings::default())
-        .await
-        .unwrap();
+    let fleet = Fleet::steady(11, 200).await.unwrap();
     let mut a = fleet.runner(&runner("runner-a"), pg.url()).await.unwrap();
 
     let shape = Shape::one_run(30);

@@ -9,11 +9,8 @@ use std::time::{Duration, Instant};
 
 use beacon_drills::audit::answers_per_cell;
 use beacon_drills::fleet::job_prompts;
-use beacon_drills::spec::REGIONS;
-use beacon_drills::{
-    DbProbe, Fleet, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures,
-};
-use beacon_sim::{Faults, Outcome};
+use beacon_drills::{DbProbe, Fleet, Ledger, RunnerSettings, Shape, print_figures};
+use beacon_sim::Outcome;
 use serde_json::json;
 
 const JOB: &str = "drill-sigterm";
@@ -36,14 +33,7 @@ async fn sigterm_hands_in_flight_work_back() {
     drop(store);
     let began = Instant::now();
     // Long calls, so SIGTERM surely finds some in flight.
-    let slow = Faults {
-        latency_ms: 1000,
-        ..Faults::default()
-    };
-    let sims = Sims::start(&REGIONS, 21, |_| slow.clone()).await.unwrap();
-    let fleet = Fleet::start(sims, &RouterSettings::default())
-        .await
-        .unwrap();
+    let fleet = Fleet::steady(21, 1000).await.unwrap();
     let mut a = fleet.runner(&runner("runner-a"), pg.url()).await.unwrap();
     let shape = Shape::one_run(10);
     let total = shape.executions();

@@ -10,9 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use beacon_drills::procs::Scratch;
-use beacon_drills::spec::REGIONS;
-use beacon_drills::{Fleet, Ledger, RouterSettings, RunnerSettings, Shape, Sims, print_figures};
-use beacon_sim::Faults;
+use beacon_drills::{Fleet, Ledger, RunnerSettings, Shape, print_figures};
 use serde_json::json;
 
 const JOB: &str = "drill-disk-full";
@@ -48,16 +46,7 @@ async fn a_full_disk_pauses_the_job_and_it_resumes_when_space_is_back() {
     let began = Instant::now();
     let scratch = Scratch::new("beacon-drill-sqlite").unwrap();
     let db_url = format!("sqlite://{}", scratch.path().join("runner.db").display());
-    let latency = Faults {
-        latency_ms: 150,
-        ..Faults::default()
-    };
-    let sims = Sims::start(&REGIONS, 31, |_| latency.clone())
-        .await
-        .unwrap();
-    let fleet = Fleet::start(sims, &RouterSettings::default())
-        .await
-        .unwrap();
+    let fleet = Fleet::steady(31, 150).await.unwrap();
     let settings = RunnerSettings::fast("runner-sqlite").scheduler("max_concurrency_per_job", 16);
     let runner = fleet.runner(&settings, &db_url).await.unwrap();
     let shape = Shape::one_run(30);

@@ -12,11 +12,7 @@ use std::time::{Duration, Instant};
 
 use beacon_drills::audit::{calls_by_cell, duplicate_cells, read_executions};
 use beacon_drills::fleet::job_prompts;
-use beacon_drills::spec::REGIONS;
-use beacon_drills::{
-    DbProbe, Fleet, RouterSettings, RunnerChild, RunnerSettings, Shape, Sims, print_figures,
-};
-use beacon_sim::Faults;
+use beacon_drills::{DbProbe, Fleet, RunnerChild, RunnerSettings, Shape, print_figures};
 use serde_json::json;
 
 const LEASE: &str = "2s";
@@ -72,16 +68,7 @@ async fn two_instances_run_each_cell_once_and_take_over_a_dead_ones_job() {
     };
     drop(store);
     let began = Instant::now();
-    let latency = Faults {
-        latency_ms: 100,
-        ..Faults::default()
-    };
-    let sims = Sims::start(&REGIONS, 31, |_| latency.clone())
-        .await
-        .unwrap();
-    let fleet = Fleet::start(sims, &RouterSettings::default())
-        .await
-        .unwrap();
+    let fleet = Fleet::steady(31, 100).await.unwrap();
     let mut runners = vec![
         fleet.runner(&runner("runner-a"), pg.url()).await.unwrap(),
         fleet.runner(&runner("runner-b"), pg.url()).await.unwrap(),
