@@ -64,9 +64,7 @@ backend_test!(
         let execs = executions(&job);
         assert_eq!(execs.len(), 27);
         for e in &execs {
-            assert_eq!(e["status"], "failed", "{e}");
-            assert_eq!(e["failure"]["code"], "ROUTER_BAD_RESPONSE", "{e}");
-            assert_eq!(e["failure"]["transient"], false, "{e}");
+            assert_refused(e, "ROUTER_BAD_RESPONSE", "without naming the provider");
             let receipt = &e["receipt"];
             assert!(
                 receipt.is_null() || receipt["status"] != "completed",
@@ -80,6 +78,27 @@ backend_test!(
     }
 );
 
+/// Runs a one-question, one-model job (3 executions) through a runner behind a liar
+/// telling `lie`, and returns its executions once it is terminal.
+async fn through_liar(stack: &Stack, lie: Lie, tables: &str, id: &str) -> Vec<Value> {
+    let (runner, _liar) = lying_runner(stack, lie, tables).await;
+    let spec = stack.spec(id, &Q3[..1], &MODELS[..1], &REGIONS, EVERY_CELL.clone());
+    assert_eq!(stack.submit(&spec).await.0, 202);
+    let job = stack.wait_terminal(id, Duration::from_secs(30)).await;
+    runner.shutdown().await;
+    executions(&job)
+}
+
+/// Failed for good with `code`, the message naming `limit`, nothing of the answer kept.
+fn assert_refused(e: &Value, code: &str, limit: &str) {
+    assert_eq!(e["status"], "failed", "{e}");
+    assert_eq!(e["failure"]["code"], code, "{e}");
+    assert_eq!(e["failure"]["transient"], false, "{e}");
+    let message = e["failure"]["message"].as_str().unwrap_or("");
+    assert!(message.contains(limit), "{e}");
+    assert!(e["output"]["response"].is_null(), "{e}");
+}
+
 backend_test!(
     oversized_router_answers_are_cut_off_and_not_stored,
     |backend| async move {
@@ -88,59 +107,18 @@ backend_test!(
         };
         let limits = "[limits]\nmax_router_body_bytes = 1048576\nmax_answer_bytes = 4096\n";
         // 64 MiB streamed without a Content-Length: read up to the limit, then dropped.
-        let (huge, liar) = lying_runner(&stack, Lie::HugeBody(64 << 20), limits).await;
-        let spec = stack.spec(
-            "job-huge",
-            &Q3[..1],
-            &MODELS[..1],
-            &REGIONS,
-            EVERY_CELL.clone(),
-        );
-        assert_eq!(stack.submit(&spec).await.0, 202);
-        let job = stack
-            .wait_terminal("job-huge", Duration::from_secs(30))
-            .await;
-        for e in executions(&job) {
-            assert_eq!(e["failure"]["code"], "ROUTER_RESPONSE_TOO_LARGE", "{e}");
-            assert!(
-                e["failure"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("max_router_body_bytes"),
-                "{e}"
-            );
-            assert!(e["output"]["response"].is_null(), "{e}");
-        }
-        huge.shutdown().await;
-        drop(liar);
-
+        let huge = through_liar(&stack, Lie::HugeBody(64 << 20), limits, "job-huge").await;
         // A body under the limit whose answer text is over what one execution keeps.
-        let (long, _liar) = lying_runner(&stack, Lie::LongAnswer(100_000), limits).await;
-        let spec = stack.spec(
-            "job-long",
-            &Q3[..1],
-            &MODELS[..1],
-            &REGIONS,
-            EVERY_CELL.clone(),
-        );
-        assert_eq!(stack.submit(&spec).await.0, 202);
-        let job = stack
-            .wait_terminal("job-long", Duration::from_secs(30))
-            .await;
-        for e in executions(&job) {
-            assert_eq!(e["status"], "failed", "{e}");
-            assert_eq!(e["failure"]["code"], "ROUTER_RESPONSE_TOO_LARGE", "{e}");
-            assert!(
-                e["failure"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("max_answer_bytes"),
-                "{e}"
-            );
+        let long = through_liar(&stack, Lie::LongAnswer(100_000), limits, "job-long").await;
+        for e in &huge {
+            assert_refused(e, "ROUTER_RESPONSE_TOO_LARGE", "max_router_body_bytes");
+        }
+        for e in &long {
+            assert_refused(e, "ROUTER_RESPONSE_TOO_LARGE", "max_answer_bytes");
         }
         // Neither job retried: one call per execution.
+        assert_eq!(huge.len() + long.len(), 6);
         assert_eq!(stack.all_live_calls().len(), 6);
-        long.shutdown().await;
         stack.shutdown().await;
     }
 );

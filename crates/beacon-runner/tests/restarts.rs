@@ -28,6 +28,25 @@ async fn start_router(stack: &Stack, port: u16) -> beacon_router::RouterHandle {
     beacon_router::start(cfg).await.unwrap()
 }
 
+/// Simulators answering after `latency_ms`, a router, and an API-only runner: the
+/// test starts the runner under test itself.
+async fn api_only_paced(backend: Backend, latency_ms: u64) -> Option<Stack> {
+    let paced = Faults {
+        latency_ms,
+        ..Faults::default()
+    };
+    let faults = REGIONS.iter().map(|r| (*r, paced.clone())).collect();
+    Stack::start(
+        backend,
+        Opts {
+            faults,
+            scheduler: "enabled = false".into(),
+            ..Opts::default()
+        },
+    )
+    .await
+}
+
 async fn health(http: &reqwest::Client, runner: &str) -> serde_json::Value {
     http.get(format!("{runner}/api/v1/health"))
         .send()
@@ -41,21 +60,7 @@ async fn health(http: &reqwest::Client, runner: &str) -> serde_json::Value {
 backend_test!(
     a_router_restart_pauses_the_job_and_the_breaker_recovers,
     |backend| async move {
-        let slow = Faults {
-            latency_ms: 150,
-            ..Faults::default()
-        };
-        let faults = REGIONS.iter().map(|r| (*r, slow.clone())).collect();
-        let Some(stack) = Stack::start(
-            backend,
-            Opts {
-                faults,
-                scheduler: "enabled = false".into(),
-                ..Opts::default()
-            },
-        )
-        .await
-        else {
+        let Some(stack) = api_only_paced(backend, 150).await else {
             return;
         };
         // The runner under test calls a router of its own, on a port it keeps.
@@ -185,21 +190,7 @@ async fn a_cancel_through_an_api_only_instance_stops_the_owner_at_once() {
 backend_test!(
     an_ejected_region_is_waited_for_not_given_up,
     |backend| async move {
-        let paced = Faults {
-            latency_ms: 50,
-            ..Faults::default()
-        };
-        let faults = REGIONS.iter().map(|r| (*r, paced.clone())).collect();
-        let Some(stack) = Stack::start(
-            backend,
-            Opts {
-                faults,
-                scheduler: "enabled = false".into(),
-                ..Opts::default()
-            },
-        )
-        .await
-        else {
+        let Some(stack) = api_only_paced(backend, 50).await else {
             return;
         };
         // This router ejects for 2 s; the runner's retries (20-200 ms backoff, three
