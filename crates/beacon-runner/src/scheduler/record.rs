@@ -276,7 +276,11 @@ pub async fn store_final(
         &failure,
         update.latency_ms.map(Duration::from_millis),
     );
-    fallback.provider_id = update.provider_id.clone();
+    // Keep who served it, unless that very value may be what the database refused.
+    fallback.provider_id = update
+        .provider_id
+        .clone()
+        .filter(|p| !p.chars().any(char::is_control));
     match write(ctx, control, &fallback).await {
         Ok(outcome) => outcome,
         Err(e) => {
