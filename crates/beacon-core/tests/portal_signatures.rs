@@ -1,4 +1,4 @@
-//! The portal's own signatures (shared/fixtures/portal-signatures.json): every canonical
+//! The portal's own signatures (tests/fixtures/portal-signatures.json): every canonical
 //! string reproduced byte for byte and every verdict as expected.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,7 +10,7 @@ mod common;
 
 fn fixtures() -> Vec<Value> {
     let parsed: Value =
-        serde_json::from_str(&common::read_shared("fixtures/portal-signatures.json")).unwrap();
+        serde_json::from_str(&common::read_fixture("portal-signatures.json")).unwrap();
     parsed.as_array().unwrap().clone()
 }
 

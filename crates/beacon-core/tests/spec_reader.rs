@@ -42,7 +42,7 @@ fn with(mut v: Value, path: &[&str], new: Value) -> Value {
 #[test]
 fn portal_bodies_become_plans_with_the_expected_cell_count() {
     let fixtures: Vec<Value> =
-        serde_json::from_str(&common::read_shared("fixtures/portal-signatures.json")).unwrap();
+        serde_json::from_str(&common::read_fixture("portal-signatures.json")).unwrap();
     let wallet = &fixtures
         .iter()
         .find(|f| f["name"] == "portal-bias-detection-wallet")

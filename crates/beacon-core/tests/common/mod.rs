@@ -1,22 +1,11 @@
-//! Where the shared fixtures live: `$BEACON_SHARED_DIR`, else `shared/` beside the
-//! repository (how the workplace and CI lay it out).
+//! The portal's signature vectors, copied into the repository
+//! (`tests/fixtures/portal-signatures.json`, from the design's shared fixtures) so a
+//! fresh clone tests on its own.
 
-use std::path::PathBuf;
-
-fn shared_file(relative: &str) -> PathBuf {
-    let root = std::env::var_os("BEACON_SHARED_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
-        PathBuf::from,
-    );
-    root.join(relative)
-}
-
-pub fn read_shared(relative: &str) -> String {
-    let path = shared_file(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (set BEACON_SHARED_DIR to the shared/ folder)",
-            path.display()
-        )
-    })
+pub fn read_fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
