@@ -179,6 +179,17 @@ pub mod failure_reason {
     pub const MIN_SUCCESS_RATE_UNREACHABLE: &str = "min_success_rate_unreachable";
     pub const BELOW_MIN_SUCCESS_RATE: &str = "below_min_success_rate";
     pub const JOB_TIMEOUT: &str = "job_timeout";
+    /// Fewer regions than `min_regions` have a completed execution.
+    pub const BELOW_MIN_REGIONS: &str = "below_min_regions";
+}
+
+/// A job's region quorum: it completes only if at least `min` of its regions have a
+/// completed execution (`constraints.min_regions`; 0 = no quorum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegionQuorum {
+    pub min: u32,
+    /// Regions with at least one completed execution.
+    pub answered: u32,
 }
 
 /// The final verdict of a job.
@@ -199,6 +210,24 @@ pub fn final_job_status(
     cancelled_by_user: bool,
     early_stop_reason: Option<&'static str>,
 ) -> Option<FinalStatus> {
+    final_job_status_with_quorum(
+        counts,
+        min_success_rate,
+        RegionQuorum::default(),
+        cancelled_by_user,
+        early_stop_reason,
+    )
+}
+
+/// [`final_job_status`] with a region quorum: a job that meets its success rate but
+/// has answers from fewer than `quorum.min` regions fails with `below_min_regions`.
+pub fn final_job_status_with_quorum(
+    counts: &ExecutionCounts,
+    min_success_rate: f64,
+    quorum: RegionQuorum,
+    cancelled_by_user: bool,
+    early_stop_reason: Option<&'static str>,
+) -> Option<FinalStatus> {
     if !counts.all_terminal() {
         return None;
     }
@@ -214,6 +243,17 @@ pub fn final_job_status(
             status: JobStatus::Cancelled,
             reason: None,
             message: format!("cancelled by a user; {summary}"),
+        }
+    } else if meets(counts.completed, counts.total(), min_success_rate)
+        && quorum.answered < quorum.min
+    {
+        FinalStatus {
+            status: JobStatus::Failed,
+            reason: Some(failure_reason::BELOW_MIN_REGIONS),
+            message: format!(
+                "{summary}; but only {} region(s) answered, {} required (min_regions)",
+                quorum.answered, quorum.min
+            ),
         }
     } else if meets(counts.completed, counts.total(), min_success_rate) {
         FinalStatus {
@@ -241,6 +281,32 @@ fn meets(part: u64, total: u64, rate: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_region_quorum_can_fail_a_job_that_met_its_rate() {
+        let c = counts(9, 0, 0);
+        let short = RegionQuorum {
+            min: 2,
+            answered: 1,
+        };
+        let f = final_job_status_with_quorum(&c, 0.5, short, false, None).unwrap();
+        assert_eq!(f.status, JobStatus::Failed);
+        assert_eq!(f.reason, Some(failure_reason::BELOW_MIN_REGIONS));
+        assert!(
+            f.message.contains("only 1 region(s) answered, 2 required"),
+            "{}",
+            f.message
+        );
+        let met = RegionQuorum {
+            min: 2,
+            answered: 2,
+        };
+        let f = final_job_status_with_quorum(&c, 0.5, met, false, None).unwrap();
+        assert_eq!(f.status, JobStatus::Completed);
+        // A rate that is not met keeps its own reason.
+        let f = final_job_status_with_quorum(&counts(1, 8, 0), 0.5, short, false, None).unwrap();
+        assert_eq!(f.reason, Some(failure_reason::BELOW_MIN_SUCCESS_RATE));
+    }
 
     fn counts(completed: u64, failed: u64, pending: u64) -> ExecutionCounts {
         ExecutionCounts {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod plan;
+pub mod portal;
 pub mod receipts;
 pub mod router;
 pub mod scheduler;

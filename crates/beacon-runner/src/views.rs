@@ -6,10 +6,36 @@ use beacon_store::{ExecutionRecord, JobRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+/// RFC 3339 with milliseconds and `Z`, as every time in the API.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn ts(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| {
-        Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    })
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+/// How long an execution ran: from its first attempt's start to its end, else the
+/// last call's latency.
+pub fn duration_ms(e: &ExecutionRecord) -> Option<u64> {
+    match (e.started_at, e.completed_at) {
+        (Some(a), Some(b)) if b >= a => u64::try_from((b - a).num_milliseconds()).ok(),
+        _ => e.latency_ms,
+    }
+}
+
+/// The job's stage as the portal names it (portal-contract.md 6): `queued`,
+/// `spawning` (claimed, no call made yet), `running`, `completing` (nothing left to
+/// run, the verdict not yet written), or the final status.
+pub fn stage(job: &JobRecord, c: &ExecutionCounts) -> &'static str {
+    use beacon_core::status::JobStatus;
+    match job.status {
+        JobStatus::Queued => "queued",
+        JobStatus::Running if c.pending + c.running + c.retrying == 0 => "completing",
+        JobStatus::Running if c.running + c.retrying == 0 && c.terminal() == 0 => "spawning",
+        JobStatus::Running => "running",
+        other => other.as_str(),
+    }
 }
 
 /// Progress numbers of a job.
@@ -41,8 +67,10 @@ pub fn job(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> Value 
         "finished_at": ts(job.finished_at),
         "failure_reason": job.failure_reason,
         "failure_message": job.failure_message,
+        "stage": stage(job, counts),
         "total_executions": job.total,
         "min_success_rate": job.min_success_rate,
+        "min_regions": job.min_regions,
         "cancel_requested_at": ts(job.cancel_requested_at),
         "progress": progress(counts),
     });
@@ -87,6 +115,14 @@ pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
         "completed_at": ts(e.completed_at),
         "next_attempt_at": ts(e.next_attempt_at),
         "latency_ms": e.latency_ms,
+        "duration_ms": duration_ms(e),
+        // Nanoseconds, the previous runner's Go `time.Duration`, which the portal reads.
+        "duration": duration_ms(e).map(|ms| ms.saturating_mul(1_000_000)),
+        "exit_code": match e.status {
+            ExecutionStatus::Completed => json!(0),
+            ExecutionStatus::Failed | ExecutionStatus::Timeout => json!(1),
+            _ => Value::Null,
+        },
         "attempts": e.attempt_count,
         "retry_count": e.attempt_count.saturating_sub(1),
         "max_retries": max_attempts.saturating_sub(1),
@@ -103,9 +139,30 @@ pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
 /// `model` and `receipt`, which the portal's detail page reads.
 pub fn execution_details(e: &ExecutionRecord, max_attempts: u32, attempts: Value) -> Value {
     let mut v = execution(e, max_attempts);
-    v["output_data"] = v["output"].clone();
+    let mut data = v["output"].clone();
+    if let Value::Object(map) = &mut data {
+        // The portal's detail page reads these paths (portal-contract.md 2.2).
+        map.insert(
+            "metadata".into(),
+            json!({
+                "tokens_generated": map.get("tokens_generated").cloned().unwrap_or(Value::Null),
+                "execution_time": duration_ms(e).map(|ms| ms as f64 / 1000.0),
+                "model": e.model_id,
+                "region": e.region,
+            }),
+        );
+        map.insert("hash".into(), json!(e.response_sha256));
+    }
+    v["output_data"] = data;
     v["model"] = json!(e.model_id);
     v["receipt"] = e.receipt.clone().unwrap_or(Value::Null);
     v["attempt_history"] = attempts;
     v
+}
+
+/// Adds `extra`'s members to `base` (both objects; `extra` wins).
+pub fn merge(base: &mut Value, extra: Value) {
+    if let (Value::Object(b), Value::Object(e)) = (base, extra) {
+        b.extend(e);
+    }
 }

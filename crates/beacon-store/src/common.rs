@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use beacon_core::Failure;
 use beacon_core::status::{
-    Classification, ExecutionCounts, ExecutionStatus, JobStatus, failure_reason, final_job_status,
+    Classification, ExecutionCounts, ExecutionStatus, JobStatus, RegionQuorum, failure_reason,
+    final_job_status_with_quorum,
 };
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde_json::Value;
@@ -18,7 +19,7 @@ use crate::{
 /// `&'static str` SQL.
 macro_rules! job_cols {
     () => {
-        "id, spec_json, spec_sha256, benchmark, plan_json, status, min_success_rate, total, \
+        "id, spec_json, spec_sha256, benchmark, plan_json, status, min_success_rate, min_regions, total, \
          created_at, started_at, finished_at, failure_reason, failure_message, submitter_key, \
          idempotency_key, lease_owner, lease_expires_at, cancel_requested_at"
     };
@@ -66,6 +67,7 @@ pub(crate) fn job_from_row(r: &impl RowExt) -> Result<JobRecord> {
         plan_json: parse_json("plan_json", &r.text("plan_json")?)?,
         status: job_status(&r.text("status")?)?,
         min_success_rate: r.float("min_success_rate")?,
+        min_regions: to_u32(r.int("min_regions")?)?,
         total: to_u64(r.int("total")?)?,
         created_at: r.time("created_at")?,
         started_at: r.opt_time("started_at")?,
@@ -211,6 +213,7 @@ pub(crate) struct Verdict {
 pub(crate) fn verdict(
     counts: &ExecutionCounts,
     min_success_rate: f64,
+    quorum: RegionQuorum,
     cancel_requested: bool,
     stored_reason: Option<&str>,
 ) -> Option<Verdict> {
@@ -221,11 +224,13 @@ pub(crate) fn verdict(
             failure_reason::MIN_SUCCESS_RATE_UNREACHABLE,
             failure_reason::BELOW_MIN_SUCCESS_RATE,
             failure_reason::JOB_TIMEOUT,
+            failure_reason::BELOW_MIN_REGIONS,
         ]
         .into_iter()
         .find(|k| *k == r)
     });
-    let fin = final_job_status(counts, min_success_rate, cancel_requested, known)?;
+    let fin =
+        final_job_status_with_quorum(counts, min_success_rate, quorum, cancel_requested, known)?;
     let reason = match (fin.status, stored_reason) {
         (JobStatus::Failed, Some(stored)) => Some(stored.to_string()),
         _ => fin.reason.map(str::to_string),
@@ -245,6 +250,19 @@ pub(crate) fn empty_job_cancel_verdict() -> Verdict {
         reason: None,
         message: "cancelled by a user; the job has no executions".to_string(),
     }
+}
+
+/// What a retry clears: everything the failed round wrote about its outcome.
+/// `attempt_count` and the attempt rows stay (attempt numbers keep counting).
+pub(crate) const RETRY_CLEARS: &str = "provider_id = NULL, response = NULL, response_sha256 = NULL, \
+     classification = NULL, output = NULL, failure = NULL, receipt = NULL, error_code = NULL, \
+     latency_ms = NULL, completed_at = NULL, next_attempt_at = NULL";
+
+/// Whether a user may retry this execution: it failed or timed out, and its job was
+/// not cancelled by a user.
+pub(crate) fn retryable(e: &ExecutionRecord, job: &JobRecord) -> bool {
+    matches!(e.status, ExecutionStatus::Failed | ExecutionStatus::Timeout)
+        && job.cancel_requested_at.is_none()
 }
 
 /// `LIMIT` value. 0 is taken literally (no items, only `total`): an unset limit must
@@ -397,16 +415,46 @@ mod tests {
             cancelled: 2,
             ..Default::default()
         };
-        let v = verdict(&counts, 0.67, false, Some("min_success_rate_unreachable")).unwrap();
+        let v = verdict(
+            &counts,
+            0.67,
+            RegionQuorum::default(),
+            false,
+            Some("min_success_rate_unreachable"),
+        )
+        .unwrap();
         assert_eq!(v.status, JobStatus::Failed);
         assert_eq!(v.reason.as_deref(), Some("min_success_rate_unreachable"));
-        let v = verdict(&counts, 0.67, false, Some("operator_stop")).unwrap();
+        let v = verdict(
+            &counts,
+            0.67,
+            RegionQuorum::default(),
+            false,
+            Some("operator_stop"),
+        )
+        .unwrap();
         assert_eq!(v.reason.as_deref(), Some("operator_stop"));
-        let v = verdict(&counts, 0.3, false, Some("job_timeout")).unwrap();
+        let v = verdict(
+            &counts,
+            0.3,
+            RegionQuorum::default(),
+            false,
+            Some("job_timeout"),
+        )
+        .unwrap();
         assert_eq!((v.status, v.reason), (JobStatus::Completed, None));
-        let v = verdict(&counts, 0.67, true, None).unwrap();
+        let v = verdict(&counts, 0.67, RegionQuorum::default(), true, None).unwrap();
         assert_eq!(v.status, JobStatus::Cancelled);
-        assert!(verdict(&ExecutionCounts::default(), 0.5, true, None).is_none());
+        assert!(
+            verdict(
+                &ExecutionCounts::default(),
+                0.5,
+                RegionQuorum::default(),
+                true,
+                None
+            )
+            .is_none()
+        );
     }
 
     #[test]

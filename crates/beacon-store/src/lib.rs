@@ -271,6 +271,12 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// A user's retry of one execution: a `failed` or `timeout` one goes back to
+    /// `pending` with its outcome cleared (attempt history kept), and a finished job
+    /// back to `queued`. Anything else is left alone and reported. `None` when the
+    /// execution does not exist.
+    async fn retry_execution(&self, execution_id: &str) -> Result<Option<RetryOutcome>>;
+
     // ---- diagnostics ----
 
     /// Non-terminal jobs with their lease.

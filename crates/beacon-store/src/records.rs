@@ -19,6 +19,9 @@ pub struct NewJob {
     /// regions, runs, options), as JSON; written by the runner, opaque to the store.
     pub plan_json: Value,
     pub min_success_rate: f64,
+    /// Regions that must each have a completed execution for the job to complete
+    /// (0 = none).
+    pub min_regions: u32,
     pub total: u64,
     pub submitter_key: Option<String>,
     pub idempotency_key: Option<String>,
@@ -56,6 +59,7 @@ pub struct JobRecord {
     pub plan_json: Value,
     pub status: JobStatus,
     pub min_success_rate: f64,
+    pub min_regions: u32,
     pub total: u64,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -136,6 +140,20 @@ pub struct AttemptUpdate {
     pub receipt: Option<Value>,
     /// For `retrying`: when the next attempt is due.
     pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// What a user's retry of one execution found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryOutcome {
+    /// The execution's status before the retry.
+    pub previous: ExecutionStatus,
+    /// `false` when it was not retryable (not failed or timed out, or the job was
+    /// cancelled): nothing changed.
+    pub requeued: bool,
+    /// The job's status after the retry (`queued` when a finished job was reopened).
+    pub job_status: JobStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
 }
 
 /// What a user's cancel did.

@@ -16,7 +16,7 @@ use beacon_store::{ExecutionRecord, JobRecord};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use scores::{JobScores, RegionScore, Risk, risk_level};
+pub use scores::{Evidence, JobScores, RegionScore, Risk, evidence, group_scores, risk_level};
 
 use crate::plan::StoredPlan;
 

@@ -198,6 +198,64 @@ pub fn job_scores(
     (scores, region_scores)
 }
 
+/// One group's scores, as if its question were the job's only sensitive question: the
+/// group's divergence, the share of regions censored in it, its marker agreement, the
+/// variance of the regions' substantive rates on it. The portal's per-model comparison
+/// page shows these (docs/analysis.md, "One group").
+pub fn group_scores(
+    group: &Group,
+    regions: &[String],
+) -> (JobScores, BTreeMap<String, RegionScore>) {
+    let mut g = group.clone();
+    g.sensitive = true;
+    job_scores(std::slice::from_ref(&g), regions)
+}
+
+/// What the job-level numbers rest on: a number with nothing under it is reported as
+/// missing by the portal views, never as a 0 or a 1 (docs/analysis.md, "Evidence").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Groups in which at least two regions completed an answer: anything to compare.
+    pub comparable_groups: u32,
+    /// Sensitive groups with a divergence (two regions answered substantively).
+    pub divergence_groups: u32,
+    /// Groups whose marker agreement could be measured.
+    pub marker_groups: u32,
+    /// Sensitive cells (groups × regions) the censorship rate divides by.
+    pub sensitive_cells: u32,
+    /// Regions with completed answers to sensitive questions (bias variance needs two).
+    pub answering_regions: u32,
+}
+
+/// The evidence under `groups`' scores.
+pub fn evidence(groups: &[Group], region_scores: &BTreeMap<String, RegionScore>) -> Evidence {
+    let completed_regions = |g: &Group| {
+        g.answers
+            .iter()
+            .filter(|a| a.status == "completed")
+            .map(|a| &a.region)
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let regions = region_scores.len() as u32;
+    Evidence {
+        comparable_groups: groups.iter().filter(|g| completed_regions(g) >= 2).count() as u32,
+        divergence_groups: groups
+            .iter()
+            .filter(|g| g.sensitive && g.divergence.is_some())
+            .count() as u32,
+        marker_groups: groups.iter().filter_map(marker_agreement).count() as u32,
+        sensitive_cells: groups.iter().filter(|g| g.sensitive).count() as u32 * regions,
+        answering_regions: region_scores
+            .values()
+            .filter(|s| {
+                s.sensitive_cells > 0
+                    && (s.substantive_rate > 0.0 || s.sensitive_refusal_rate > 0.0)
+            })
+            .count() as u32,
+    }
+}
+
 /// Share of a group's markers whose presence agrees across the regions that replied
 /// (present in all, or absent from all); `None` without markers or with fewer than two
 /// replying regions.

@@ -17,7 +17,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::accept::{Acceptor, Submission};
+use crate::accept::{Accepted, Acceptor, Submission};
 use crate::error::ApiError;
 use crate::events::EventKind;
 use crate::scheduler::{CALLS_CLOSE_WAIT, StopReason};
@@ -39,6 +39,19 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     app.rate.check(peer.ip()).map_err(ApiError::RateLimited)?;
+    let sub = Submission {
+        content_type: header(&headers, "content-type"),
+        idempotency_key: header(&headers, "idempotency-key"),
+        body: &body,
+        cross_region: None,
+    };
+    let accepted = accept(&app, sub).await?;
+    Ok(answer_submission(&app, &accepted, json!({})))
+}
+
+/// Runs a submission through the acceptance pipeline (the router's catalog fetched
+/// only for a new job).
+pub async fn accept(app: &AppState, sub: Submission<'_>) -> Result<Accepted, ApiError> {
     let acceptor = Acceptor {
         store: app.ctx.store.as_ref(),
         catalogue: &app.catalogue,
@@ -46,12 +59,7 @@ pub async fn submit(
         signatures: &app.config.signatures,
         now: Utc::now(),
     };
-    let sub = Submission {
-        content_type: header(&headers, "content-type"),
-        idempotency_key: header(&headers, "idempotency-key"),
-        body: &body,
-    };
-    let accepted = acceptor
+    acceptor
         .accept(sub, || async {
             app.catalog.get(&app.ctx.router).await.map_err(|f| {
                 ApiError::RouterUnavailable(format!(
@@ -60,22 +68,29 @@ pub async fn submit(
                 ))
             })
         })
-        .await?;
-    let job = accepted.job;
+        .await
+}
+
+/// 202 with the new job (and `extra` fields), or 200 `idempotent: true` for a replay.
+pub fn answer_submission(app: &AppState, accepted: &Accepted, extra: Value) -> Response {
+    let job = &accepted.job;
     let mut body = json!({
         "id": job.id, "job_id": job.id, "jobspec_id": job.id,
         "status": job.status.as_str(),
         "total_executions": job.total,
+        "min_success_rate": job.min_success_rate,
+        "min_regions": job.min_regions,
         "created_at": job.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "links": links(&job.id),
     });
+    views::merge(&mut body, extra);
     if accepted.created {
         app.ctx.wake.notify_one();
         tracing::info!(job = %job.id, executions = job.total, "job accepted");
-        Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        (StatusCode::ACCEPTED, Json(body)).into_response()
     } else {
         body["idempotent"] = json!(true);
-        Ok((StatusCode::OK, Json(body)).into_response())
+        (StatusCode::OK, Json(body)).into_response()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The runner's HTTP API (runner.md "HTTP API"): routes, shared state, CORS. Handlers
 //! are thin; the work is in `accept`, the scheduler and the store.
 
+mod cross_region;
 mod events;
 mod executions;
 mod jobs;
@@ -43,6 +44,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
     let body_limit = DefaultBodyLimit::max(state.limits.max_body_bytes * 2);
     let api = Router::new()
         .route("/jobs", post(jobs::submit).get(jobs::list))
+        .route("/jobs/cross-region", post(cross_region::submit))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry-failed", post(jobs::retry_failed))

@@ -98,8 +98,8 @@ impl PgStore {
         // submissions therefore serialize here, before their nonce and executions.
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, spec_json, spec_sha256, benchmark, plan_json, status, \
-             min_success_rate, total, created_at, submitter_key, idempotency_key) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+             min_success_rate, total, created_at, submitter_key, idempotency_key, min_regions) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
         )
         .bind(&job.id)
         .bind(&job.spec_json)
@@ -111,6 +111,7 @@ impl PgStore {
         .bind(ms(job.created_at))
         .bind(&job.submitter_key)
         .bind(&job.idempotency_key)
+        .bind(i64::from(job.min_regions))
         .execute(&mut **tx)
         .await?
         .rows_affected();

@@ -3,6 +3,7 @@
 //! finalize) in `scheduling.rs`.
 
 mod insert;
+mod retry;
 mod scheduling;
 mod signals;
 
@@ -395,6 +396,12 @@ impl Store for PgStore {
 
     async fn notify_cancel_done(&self, job_id: &str) -> Result<()> {
         signals::notify(&self.pool, signals::CANCEL_DONE, job_id).await
+    }
+
+    async fn retry_execution(&self, execution_id: &str) -> Result<Option<crate::RetryOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let out = Self::retry_execution_in(&mut tx, execution_id).await;
+        end(tx, out).await
     }
 
     async fn leases(&self) -> Result<Vec<LeaseInfo>> {

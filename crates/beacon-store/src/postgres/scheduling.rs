@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use beacon_core::Failure;
-use beacon_core::status::JobStatus;
+use beacon_core::status::RegionQuorum;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -18,7 +18,7 @@ use crate::common::{self, Verdict, job_cols, json_text, lease_until, ms};
 use crate::{AttemptUpdate, CancelOutcome, JobRecord, Result};
 
 /// Locks the job row for an update and reads it.
-async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<Option<JobRecord>> {
+pub(super) async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<Option<JobRecord>> {
     let row = sqlx::query(concat!(
         "SELECT ",
         job_cols!(),
@@ -152,9 +152,18 @@ pub(super) async fn finalize_in(
         return Ok(None);
     }
     let counts = counts_in(&mut **tx, job_id).await?;
+    let quorum = RegionQuorum {
+        min: job.min_regions,
+        answered: if job.min_regions == 0 {
+            0
+        } else {
+            answered_regions(&mut **tx, job_id).await?
+        },
+    };
     let Some(v) = common::verdict(
         &counts,
         job.min_success_rate,
+        quorum,
         job.cancel_requested_at.is_some(),
         job.failure_reason.as_deref(),
     ) else {
@@ -415,39 +424,20 @@ impl PgStore {
             cancelled_at: done.cancel_requested_at.unwrap_or(now),
         }))
     }
+}
 
-    pub(super) async fn retry_failed_in(tx: &mut Tx, job_id: &str) -> Result<u64> {
-        let now = ms(Utc::now());
-        let Some(job) = lock_job(tx, job_id).await? else {
-            return Ok(0);
-        };
-        if !matches!(job.status, JobStatus::Completed | JobStatus::Failed) {
-            return Ok(0);
-        }
-        // Everything the failed round wrote about its outcome goes; attempt_count and
-        // the attempt rows stay (attempt numbers keep counting across rounds).
-        let n = sqlx::query(
-            "UPDATE executions SET status = 'pending', provider_id = NULL, response = NULL, \
-             response_sha256 = NULL, classification = NULL, output = NULL, failure = NULL, \
-             receipt = NULL, error_code = NULL, latency_ms = NULL, completed_at = NULL, \
-             next_attempt_at = NULL, updated_at = $2 \
-             WHERE job_id = $1 AND status IN ('failed', 'timeout')",
-        )
-        .bind(job_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(0);
-        }
-        sqlx::query(
-            "UPDATE jobs SET status = 'queued', finished_at = NULL, failure_reason = NULL, \
-             failure_message = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
-        )
-        .bind(job_id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(n)
-    }
+/// Regions of the job with at least one completed execution (its region quorum).
+async fn answered_regions<'e, E>(exec: E, job_id: &str) -> Result<u32>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(DISTINCT region) AS n FROM executions \
+         WHERE job_id = $1 AND status = 'completed'",
+    )
+    .bind(job_id)
+    .fetch_one(exec)
+    .await?
+    .try_get("n")?;
+    common::to_u32(n)
 }

@@ -102,8 +102,8 @@ impl SqliteStore {
         }
         let row = sqlx::query(concat!(
             "INSERT INTO jobs (id, spec_json, spec_sha256, benchmark, plan_json, status, \
-             min_success_rate, total, created_at, submitter_key, idempotency_key) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10) RETURNING ",
+             min_success_rate, total, created_at, submitter_key, idempotency_key, min_regions) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11) RETURNING ",
             job_cols!()
         ))
         .bind(&job.id)
@@ -116,6 +116,7 @@ impl SqliteStore {
         .bind(t(job.created_at))
         .bind(&job.submitter_key)
         .bind(&job.idempotency_key)
+        .bind(i64::from(job.min_regions))
         .fetch_one(&mut **tx)
         .await?;
         let record = common::job_from_row(&row)?;

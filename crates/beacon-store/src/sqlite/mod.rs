@@ -9,6 +9,7 @@
 //! is what PostgreSQL gets from row locks.
 
 mod insert;
+mod retry;
 mod scheduling;
 
 use std::collections::HashMap;
@@ -473,6 +474,12 @@ impl Store for SqliteStore {
     async fn retry_failed(&self, job_id: &str) -> Result<u64> {
         let mut tx = self.write_tx().await?;
         let out = Self::retry_failed_in(&mut tx, job_id).await;
+        tx.end(out).await
+    }
+
+    async fn retry_execution(&self, execution_id: &str) -> Result<Option<crate::RetryOutcome>> {
+        let mut tx = self.write_tx().await?;
+        let out = Self::retry_execution_in(&mut tx, execution_id).await;
         tx.end(out).await
     }
 

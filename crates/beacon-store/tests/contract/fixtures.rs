@@ -28,6 +28,7 @@ pub fn job(id: &str) -> NewJob {
         benchmark: Some("bias-detection".into()),
         plan_json: json!({"questions": ["q0", "q1", "q2"], "runs": 1}),
         min_success_rate: 0.67,
+        min_regions: 0,
         total: 27,
         submitter_key: Some("key-1".into()),
         idempotency_key: None,

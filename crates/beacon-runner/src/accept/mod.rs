@@ -1,7 +1,12 @@
 //! Accepting a job: content type, size, JSON, idempotent replays (before the nonce
 //! check, as runner.md requires), the spec rules, the signature policy, replay
 //! protection, the router's catalog, then one transaction that stores the job and
-//! every execution. Any refusal stores nothing.
+//! every execution. Any refusal stores nothing. The portal's cross-region wrapper
+//! (`cross_region.rs`) feeds the same pipeline with the spec it carries.
+
+pub mod cross_region;
+
+pub use cross_region::CrossRegion;
 
 use beacon_core::Catalogue;
 use beacon_core::canonical::to_canonical_string;
@@ -22,6 +27,8 @@ pub struct Submission<'a> {
     pub content_type: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub body: &'a [u8],
+    /// The cross-region wrapper's unsigned options, when the spec came in one.
+    pub cross_region: Option<&'a CrossRegion>,
 }
 
 /// The stored job, and whether this request created it.
@@ -53,32 +60,7 @@ impl Acceptor<'_> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Catalog, ApiError>>,
     {
-        let json_type = sub.content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-        if !json_type {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        if sub.body.len() > self.limits.max_body_bytes {
-            return Err(ApiError::Spec(beacon_core::spec::SpecError {
-                code: beacon_core::spec::SpecErrorCode::PayloadTooLarge,
-                message: format!(
-                    "body is {} bytes; the limit is {} bytes",
-                    sub.body.len(),
-                    self.limits.max_body_bytes
-                ),
-                field: Some("body".into()),
-            }));
-        }
-        let value: Value = serde_json::from_slice(sub.body).map_err(|e| {
-            ApiError::Spec(beacon_core::spec::SpecError {
-                code: beacon_core::spec::SpecErrorCode::InvalidJson,
-                message: format!("body is not valid JSON: {e}"),
-                field: None,
-            })
-        })?;
+        let value = check_envelope(&sub, self.limits)?;
         let sha = sha256_hex(&to_canonical_string(&value));
         let key = match sub.idempotency_key.map(str::trim).filter(|k| !k.is_empty()) {
             Some(k) if k.len() > MAX_KEY_LEN => {
@@ -96,15 +78,25 @@ impl Acceptor<'_> {
             });
         }
 
-        let plan = read_spec(value, self.catalogue, self.limits).map_err(ApiError::Spec)?;
+        let mut plan = read_spec(value, self.catalogue, self.limits).map_err(ApiError::Spec)?;
         let submitter_key = self.check_signature(&plan.spec)?;
+        // After the signature: the thresholds the wrapper may raise, never lower.
+        let min_regions = match sub.cross_region {
+            Some(cr) => {
+                let (rate, regions) = cr.apply(&plan)?;
+                plan.options.min_success_rate = rate;
+                regions
+            }
+            None => cross_region::effective_min_regions(&plan, None)?,
+        };
         let nonce = self.check_freshness(&plan.spec, submitter_key.is_some())?;
         let catalog = catalog().await?;
         check_catalog(&plan, &catalog)?;
 
         // serde_json already checked the bytes are UTF-8; keep them verbatim.
         let raw = String::from_utf8_lossy(sub.body).into_owned();
-        let (job, executions) = rows(&plan, raw, &sha, submitter_key, key, nonce, self.now);
+        let (mut job, executions) = rows(&plan, raw, &sha, submitter_key, key, nonce, self.now);
+        job.min_regions = min_regions;
         match self.store.insert_job(&job, &executions).await {
             Ok(Inserted::Created(job)) => Ok(Accepted { job, created: true }),
             Ok(Inserted::Existing(job)) => Ok(Accepted {
@@ -237,6 +229,37 @@ impl Acceptor<'_> {
     }
 }
 
+/// What every submission obeys before its content is looked at: a JSON content type,
+/// the body size limit, valid JSON. Returns the parsed body.
+pub fn check_envelope(sub: &Submission<'_>, limits: &Limits) -> Result<Value, ApiError> {
+    let json_type = sub.content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json_type {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if sub.body.len() > limits.max_body_bytes {
+        return Err(ApiError::Spec(beacon_core::spec::SpecError {
+            code: beacon_core::spec::SpecErrorCode::PayloadTooLarge,
+            message: format!(
+                "body is {} bytes; the limit is {} bytes",
+                sub.body.len(),
+                limits.max_body_bytes
+            ),
+            field: Some("body".into()),
+        }));
+    }
+    serde_json::from_slice(sub.body).map_err(|e| {
+        ApiError::Spec(beacon_core::spec::SpecError {
+            code: beacon_core::spec::SpecErrorCode::InvalidJson,
+            message: format!("body is not valid JSON: {e}"),
+            field: None,
+        })
+    })
+}
+
 fn id_conflict(id: &str) -> ApiError {
     ApiError::Conflict {
         code: "JOB_ID_CONFLICT",
@@ -288,6 +311,7 @@ fn rows(
         benchmark: plan.benchmark.clone(),
         plan_json: serde_json::to_value(&stored).unwrap_or(Value::Null),
         min_success_rate: plan.options.min_success_rate,
+        min_regions: 0,
         total: plan.total_executions() as u64,
         submitter_key,
         idempotency_key: idempotency_key.map(str::to_string),
