@@ -80,8 +80,10 @@ pub fn job(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> Value 
     v
 }
 
-/// One execution with the fields native clients and the portal read.
-pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
+/// One execution with the fields native clients and the portal read. `attempts_cap`
+/// is `scheduler.max_total_attempts`: the portal offers a retry while `retry_count <
+/// max_retries`, and the runner accepts one exactly as long.
+pub fn execution(e: &ExecutionRecord, attempts_cap: u32) -> Value {
     let response = e.response.clone().unwrap_or_default();
     let classification = e.classification.map(Classification::as_str);
     let mut output = e.output.clone().unwrap_or_else(|| json!({}));
@@ -125,7 +127,7 @@ pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
         },
         "attempts": e.attempt_count,
         "retry_count": e.attempt_count.saturating_sub(1),
-        "max_retries": max_attempts.saturating_sub(1),
+        "max_retries": attempts_cap.saturating_sub(1),
         "output": output,
         "failure": e.failure,
         "cancellation": if e.status == ExecutionStatus::Cancelled { json!(e.failure) } else { Value::Null },
@@ -137,8 +139,8 @@ pub fn execution(e: &ExecutionRecord, max_attempts: u32) -> Value {
 
 /// The details view (`/executions/{id}/details`): the execution plus `output_data`,
 /// `model` and `receipt`, which the portal's detail page reads.
-pub fn execution_details(e: &ExecutionRecord, max_attempts: u32, attempts: Value) -> Value {
-    let mut v = execution(e, max_attempts);
+pub fn execution_details(e: &ExecutionRecord, attempts_cap: u32, attempts: Value) -> Value {
+    let mut v = execution(e, attempts_cap);
     let mut data = v["output"].clone();
     if let Value::Object(map) = &mut data {
         // The portal's detail page reads these paths (portal-contract.md 2.2).
@@ -165,4 +167,42 @@ pub fn merge(base: &mut Value, extra: Value) {
     if let (Value::Object(b), Value::Object(e)) = (base, extra) {
         b.extend(e);
     }
+}
+
+/// The signed receipt as stored, plus the paths the portal's detail page reads
+/// (`output.response`, `execution_details.duration` in seconds,
+/// `provenance.provider_info.name`, `jobspec_id`; portal-contract.md 2.2). The added
+/// members are outside what was signed: `beacon verify` and the transparency log read
+/// only the receipt's own fields.
+pub fn receipt_for_portal(e: &ExecutionRecord, receipt: Value) -> Value {
+    let mut v = receipt;
+    if let Value::Object(map) = &mut v {
+        let provider = e
+            .output
+            .as_ref()
+            .and_then(|o| o.pointer("/provider_receipt/provenance/provider"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let seconds = duration_ms(e).map(|ms| ms as f64 / 1000.0);
+        let tokens = e
+            .output
+            .as_ref()
+            .and_then(|o| o.get("tokens_generated"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        map.entry("output").or_insert_with(|| {
+            json!({"response": e.response, "tokens_generated": tokens,
+                   "metadata": {"tokens_generated": tokens, "execution_time": seconds}})
+        });
+        map.entry("execution_details").or_insert_with(|| {
+            json!({"duration": seconds, "started_at": ts(e.started_at),
+                   "completed_at": ts(e.completed_at), "region": e.region, "model": e.model_id,
+                   "provider_id": e.provider_id})
+        });
+        map.entry("provenance").or_insert_with(|| {
+            json!({"provider_info": {"name": e.provider_id, "region": e.region}, "provider": provider})
+        });
+        map.entry("jobspec_id").or_insert_with(|| json!(e.job_id));
+    }
+    v
 }

@@ -10,8 +10,7 @@ use common::*;
 use serde_json::{Value, json};
 
 async fn totals(stack: &Stack) -> Totals {
-    let store = beacon_store::connect(&stack.db.url).await.unwrap();
-    store.totals().await.unwrap()
+    stack.runner_totals().await
 }
 
 async fn raw(stack: &Stack, content_type: &str, body: Vec<u8>) -> (u16, Value) {

@@ -59,7 +59,7 @@ fn filter(
 async fn page(app: &AppState, f: ExecutionFilter) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = (f.limit, f.offset);
     let page = app.ctx.store.list_executions(&f).await?;
-    let max = app.ctx.cfg.max_attempts;
+    let max = app.ctx.cfg.max_total_attempts;
     Ok(Json(json!({
         "executions": page.items.iter().map(|e| views::execution(e, max)).collect::<Vec<_>>(),
         "total": page.total, "limit": limit, "offset": offset,
@@ -116,7 +116,7 @@ pub async fn details(
     let attempts = app.ctx.store.list_attempts(&id).await?;
     Ok(Json(views::execution_details(
         &e,
-        app.ctx.cfg.max_attempts,
+        app.ctx.cfg.max_total_attempts,
         json!(attempts),
     )))
 }
@@ -126,10 +126,11 @@ pub async fn receipt(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let e = find(&app, &id).await?;
-    e.receipt.map(Json).ok_or_else(|| {
+    let receipt = e.receipt.clone().ok_or_else(|| {
         ApiError::NotFound(format!(
             "execution {id} has no receipt yet (status {})",
             e.status
         ))
-    })
+    })?;
+    Ok(Json(views::receipt_for_portal(&e, receipt)))
 }

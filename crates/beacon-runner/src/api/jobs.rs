@@ -187,7 +187,7 @@ pub async fn get(
             ..Default::default()
         };
         let page = app.ctx.store.list_executions(&filter).await?;
-        let max = app.ctx.cfg.max_attempts;
+        let max = app.ctx.cfg.max_total_attempts;
         body["executions"] = page
             .items
             .iter()

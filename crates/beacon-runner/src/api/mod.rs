@@ -5,8 +5,10 @@ mod cross_region;
 mod events;
 mod executions;
 mod jobs;
+mod portal;
 mod rate;
 pub mod report;
+mod retry;
 mod status;
 
 use std::sync::Arc;
@@ -56,11 +58,36 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/executions", get(executions::newest))
         .route("/executions/{id}/details", get(executions::details))
         .route("/executions/{id}/receipt", get(executions::receipt))
+        // The portal's result and retry routes (portal-contract.md 2.2, 2.4).
+        .route("/executions/{id}/cross-region", get(portal::cross_region))
+        .route(
+            "/executions/{id}/cross-region-diff",
+            get(portal::cross_region_diff).post(portal::cross_region_diff),
+        )
+        .route("/executions/{id}/regions", get(portal::cross_region_diff))
+        .route(
+            "/executions/{id}/diff-analysis",
+            get(portal::cross_region_diff),
+        )
+        .route(
+            "/executions/{id}/retry-question",
+            post(retry::retry_question),
+        )
+        .route(
+            "/executions/{id}/retry-all-failed",
+            post(retry::retry_all_failed),
+        )
+        .route("/jobs/{id}/execute", post(portal::execute))
+        .route("/diffs", get(portal::diffs))
         .route("/questions", get(status::questions))
         .route("/health", get(status::health))
         .route("/diagnostics", get(status::diagnostics));
     Router::new()
         .nest("/api/v1", api)
+        .route(
+            "/api/v2/jobs/{id}/bias-analysis",
+            get(portal::bias_analysis),
+        )
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))

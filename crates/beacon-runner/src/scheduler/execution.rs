@@ -325,7 +325,7 @@ async fn publish(ctx: &Ctx, execution_id: &str) {
         ctx.events.publish(
             &e.job_id,
             EventKind::ExecutionUpdate,
-            views::execution(&e, ctx.cfg.max_attempts),
+            views::execution(&e, ctx.cfg.max_total_attempts),
         );
     }
 }

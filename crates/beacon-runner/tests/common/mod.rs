@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+pub mod portal;
+
 use beacon_core::Region;
 use beacon_core::receipt::sha256_hex;
 use beacon_router::RouterHandle;
@@ -219,6 +221,12 @@ impl Stack {
                     .unwrap();
             }
         }
+    }
+
+    /// Rows stored (jobs, executions, nonces): "nothing persisted" checks.
+    pub async fn runner_totals(&self) -> beacon_store::Totals {
+        let store = beacon_store::connect(&self.db.url).await.unwrap();
+        store.totals().await.unwrap()
     }
 
     pub fn sim(&self, region: &str) -> &SimHandle {

@@ -1,0 +1,161 @@
+//! The portal's result routes (portal-contract.md 2.2, 2.4): the v2 bias analysis, the
+//! per-model cross-region page, the cross-region diff family, recent diffs, and the
+//! legacy `execute` call. Thin: the shapes are built in `crate::portal` from the same
+//! report as `GET /jobs/{id}/report`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use beacon_core::status::JobStatus;
+use beacon_store::{ExecutionFilter, ExecutionRecord, JobFilter, JobRecord};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::report::load;
+use crate::error::ApiError;
+use crate::{portal, views};
+
+/// Executions listed in a diff body at most (the rest is said to be `truncated`).
+const DIFF_EXECUTIONS: usize = 5000;
+
+async fn job(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
+    app.ctx
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
+}
+
+async fn executions(app: &AppState, f: ExecutionFilter) -> Result<Vec<ExecutionRecord>, ApiError> {
+    Ok(app.ctx.store.list_executions(&f).await?.items)
+}
+
+/// `GET /api/v2/jobs/{id}/bias-analysis`.
+pub async fn bias_analysis(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = job(&app, &id).await?;
+    let report = load(&app, &id).await?;
+    Ok(Json(portal::bias_analysis(
+        &report,
+        &views::rfc3339(job.created_at),
+    )?))
+}
+
+/// `GET /executions/{jobId}/cross-region`: with `model_id` and `question_id`, that
+/// group's page; without, the job's diff body (the portal's fallback chain calls it
+/// bare).
+pub async fn cross_region(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let model = q.get("model_id").filter(|s| !s.is_empty());
+    let question = q.get("question_id").filter(|s| !s.is_empty());
+    let (Some(model), Some(question)) = (model, question) else {
+        return diff(&app, &id).await;
+    };
+    let job = job(&app, &id).await?;
+    let report = load(&app, &id).await?;
+    let group = portal::find_group(&report, model, question).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "job {id} has no answers of model {model} to question {question}"
+        ))
+    })?;
+    let execs = executions(
+        &app,
+        ExecutionFilter {
+            job_id: Some(id.clone()),
+            model_id: Some(group.model_id.clone()),
+            question_id: Some(group.question_id.clone()),
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Json(portal::cross_region_group(
+        &report,
+        group,
+        &execs,
+        &views::rfc3339(job.created_at),
+    )))
+}
+
+/// `GET|POST /executions/{jobId}/cross-region-diff`, `GET …/regions`, `GET
+/// …/diff-analysis`: the same diff body (the portal takes the first that answers).
+pub async fn cross_region_diff(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    diff(&app, &id).await
+}
+
+async fn diff(app: &AppState, id: &str) -> Result<Json<Value>, ApiError> {
+    job(app, id).await?;
+    let report = load(app, id).await?;
+    let execs = executions(
+        app,
+        ExecutionFilter {
+            job_id: Some(id.to_string()),
+            limit: (DIFF_EXECUTIONS + 1) as u32,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Json(portal::cross_region_diff(
+        &report,
+        &execs,
+        DIFF_EXECUTIONS,
+    )))
+}
+
+/// `GET /diffs?limit=N`: the newest finished jobs' comparisons, one line each.
+pub async fn diffs(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| ApiError::bad("INVALID_QUERY", "limit must be a whole number"))?
+            .clamp(1, 50),
+    };
+    let mut out = Vec::new();
+    for status in [JobStatus::Completed, JobStatus::Failed] {
+        let jobs = app
+            .ctx
+            .store
+            .list_jobs(&JobFilter {
+                limit,
+                offset: 0,
+                status: Some(status),
+            })
+            .await?;
+        out.extend(jobs);
+    }
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    out.truncate(limit as usize);
+    let mut list = Vec::with_capacity(out.len());
+    for j in &out {
+        let report = load(&app, &j.id).await?;
+        list.push(portal::diff_summary(&report, &views::rfc3339(j.created_at)));
+    }
+    Ok(Json(json!({"diffs": list, "limit": limit})))
+}
+
+/// `POST /jobs/{id}/execute`: the previous runner needed jobs started by hand; here a
+/// job runs as soon as it is accepted, so this only says where it stands.
+pub async fn execute(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = job(&app, &id).await?;
+    Ok(Json(json!({
+        "id": job.id, "job_id": job.id, "status": job.status.as_str(),
+        "message": "jobs run as soon as they are accepted; nothing to start",
+    })))
+}
