@@ -14,6 +14,7 @@ pub mod plan;
 pub mod receipts;
 pub mod router;
 pub mod scheduler;
+pub mod transparency;
 pub mod views;
 
 pub use app::{Application, RunnerHandle, start};
