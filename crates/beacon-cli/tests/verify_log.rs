@@ -178,7 +178,10 @@ async fn verify_checks_every_receipt_against_the_transparency_log() {
         let liar = proxy(&url, lie).await;
         let (code, text) = verify(&["log-job", "--runner", &liar, "--log-wait", "1"]).await;
         assert_eq!(code, Some(1), "{text}");
-        let fails: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL execution")).collect();
+        let fails: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("FAIL execution"))
+            .collect();
         assert_eq!(fails.len(), 4, "{text}");
         assert!(fails.iter().all(|l| l.contains(says)), "{text}");
     }
@@ -208,7 +211,10 @@ async fn verify_checks_every_receipt_against_the_transparency_log() {
     pool.close().await;
     let (code, text) = verify(&["log-job", "--runner", &url]).await;
     assert_eq!(code, Some(1), "{text}");
-    let fails: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL execution")).collect();
+    let fails: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("FAIL execution"))
+        .collect();
     assert_eq!(fails.len(), 2, "{text}");
     assert!(fails.iter().all(|l| l.contains(&victim)), "{text}");
     assert!(

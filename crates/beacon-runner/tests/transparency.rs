@@ -120,6 +120,25 @@ backend_test!(
             tree.push(l).unwrap();
         }
         assert_eq!(root["root"], hex::encode(tree.root()));
+        if backend == Backend::Postgres {
+            // Another instance (API only) rebuilds the same tree from the stored log.
+            let other = stack.second_runner("enabled = false").await;
+            let theirs = eventually(Duration::from_secs(10), "the second tree", || async {
+                let r: Value = stack
+                    .http
+                    .get(format!("{}/api/v1/transparency/root", other.url))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (r["size"] == 6).then_some(r)
+            })
+            .await;
+            assert_eq!(theirs, root);
+            other.shutdown().await;
+        }
         stack.shutdown().await;
     }
 );
