@@ -9,7 +9,10 @@
 //! - scheduler writes are fenced: they take effect only while the caller owns the
 //!   job's lease, and never overwrite a terminal execution;
 //! - a job's final status is computed once, in the transaction that observes every
-//!   execution terminal (`beacon_core::status::final_job_status`).
+//!   execution terminal (`beacon_core::status::final_job_status`);
+//! - every receipt written is queued for the transparency log in the writing
+//!   transaction, and appended entries are numbered densely under one lock and never
+//!   changed (docs/store.md "Transparency log").
 
 mod common;
 mod postgres;
