@@ -108,6 +108,13 @@ pub enum Command {
         /// runner publishes in /api/v1/health.
         #[arg(long)]
         public_key: Option<String>,
+        /// Do not check the receipts' inclusion in the runner's transparency log.
+        #[arg(long)]
+        no_log: bool,
+        /// Seconds to wait for a receipt not yet in the transparency log (receipts
+        /// are appended within seconds of being stored).
+        #[arg(long, default_value_t = 10)]
+        log_wait: u64,
     },
     /// Check a deployment the way an operator would, with a verdict and a next step each.
     Doctor {

@@ -46,7 +46,12 @@ async fn main() -> ExitCode {
             job,
             runner,
             public_key,
-        } => commands::verify::verify(&job, &runner.runner, public_key, json).await,
+            no_log,
+            log_wait,
+        } => {
+            let log_wait = (!no_log).then(|| std::time::Duration::from_secs(log_wait));
+            commands::verify::verify(&job, &runner.runner, public_key, log_wait, json).await
+        }
         Command::Doctor {
             runner,
             router,

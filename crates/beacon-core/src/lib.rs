@@ -14,6 +14,7 @@ pub mod region;
 pub mod signing;
 pub mod spec;
 pub mod status;
+pub mod transparency;
 pub mod wire;
 
 pub use catalogue::Catalogue;

@@ -71,6 +71,7 @@ impl Application {
             catalog: RouterCatalog::default(),
             started: std::time::Instant::now(),
             reports: Default::default(),
+            transparency: Default::default(),
             config,
         });
         Ok(Application { listener, state })
@@ -111,6 +112,14 @@ impl Application {
                 tracker.clone(),
             ));
         }
+        // Every instance appends stored receipts to the transparency log and keeps its
+        // tree in step with it (crate::transparency), whether it schedules or not.
+        tracker.spawn(crate::transparency::run(
+            self.state.transparency.clone(),
+            self.state.ctx.store.clone(),
+            self.state.config.scheduler.poll_interval,
+            shutdown.child_token(),
+        ));
         let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let signal = shutdown.clone();
         axum::serve(self.listener, app)

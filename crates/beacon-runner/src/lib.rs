@@ -15,6 +15,7 @@ pub mod portal;
 pub mod receipts;
 pub mod router;
 pub mod scheduler;
+pub mod transparency;
 pub mod views;
 
 pub use app::{Application, RunnerHandle, start};

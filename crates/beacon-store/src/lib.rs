@@ -9,7 +9,10 @@
 //! - scheduler writes are fenced: they take effect only while the caller owns the
 //!   job's lease, and never overwrite a terminal execution;
 //! - a job's final status is computed once, in the transaction that observes every
-//!   execution terminal (`beacon_core::status::final_job_status`).
+//!   execution terminal (`beacon_core::status::final_job_status`);
+//! - every receipt written is queued for the transparency log in the writing
+//!   transaction, and appended entries are numbered densely under one lock and never
+//!   changed (docs/store.md "Transparency log").
 
 mod common;
 mod postgres;
@@ -17,8 +20,10 @@ mod records;
 mod sqlite;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod transparency;
 
 pub use records::*;
+pub use transparency::{LogEntry, LogHead, LogLeaf};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,6 +286,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// Non-terminal jobs with their lease.
     async fn leases(&self) -> Result<Vec<LeaseInfo>>;
+
+    // ---- transparency log (docs/store.md "Transparency log") ----
+
+    /// Appends up to `limit` receipts that were stored but are not logged yet (the
+    /// database queues every receipt written, in the transaction that writes it), in
+    /// queue order, with the next dense sequence numbers, in one transaction. A receipt
+    /// already in the log (same leaf hash) is not appended again. Appenders are
+    /// serialised (PostgreSQL: a row lock on the log's head; SQLite: `BEGIN
+    /// IMMEDIATE`), so instances appending at once never skip or repeat a number.
+    /// Returns how many entries were appended.
+    async fn append_receipts(&self, limit: u32, now: DateTime<Utc>) -> Result<u64>;
+
+    /// The log's size, last append and how many receipts wait to be appended.
+    async fn log_head(&self) -> Result<LogHead>;
+
+    /// Up to `limit` leaves from sequence `from` on, in sequence order.
+    async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<LogLeaf>>;
+
+    /// The newest entry of an execution (an execution re-run by `retry_failed` has one
+    /// per receipt it was given), or `None` when none is logged yet.
+    async fn log_entry_for_execution(&self, execution_id: &str) -> Result<Option<LogEntry>>;
+
+    /// The entry with this RFC 6962 leaf hash.
+    async fn log_entry_by_leaf_hash(
+        &self,
+        leaf_hash: &beacon_core::transparency::Hash,
+    ) -> Result<Option<LogEntry>>;
 }
 
 /// Opens the store a `DATABASE_URL` names and applies its migrations:

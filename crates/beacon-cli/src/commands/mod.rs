@@ -5,4 +5,5 @@ pub mod doctor;
 pub mod jobs;
 pub mod keys;
 pub mod report;
+pub mod transparency;
 pub mod verify;

@@ -1,11 +1,16 @@
 //! `beacon verify JOB`: fetches every execution and its receipt and checks, offline,
 //! that each receipt is signed by the runner's key, describes that execution, and
-//! hashes exactly the answer the runner now serves. Any stored answer changed after
-//! signing is named.
+//! hashes exactly the answer the runner now serves, and (unless `--no-log`) that the
+//! receipt is in the runner's transparency log (`transparency.rs`). Any stored answer
+//! changed after signing, and any receipt missing from the log or whose proof fails,
+//! is named.
+
+use std::time::Duration;
 
 use beacon_core::receipt::Receipt;
 use serde_json::{Value, json};
 
+use super::transparency::{LogCheck, Standing};
 use crate::client::Client;
 use crate::exit;
 
@@ -15,10 +20,13 @@ struct Problem {
     what: String,
 }
 
+/// `log_wait`: how long a receipt not yet in the transparency log is waited for;
+/// `None` skips the log (`--no-log`).
 pub async fn verify(
     id: &str,
     runner: &str,
     public_key: Option<String>,
+    log_wait: Option<Duration>,
     as_json: bool,
 ) -> anyhow::Result<u8> {
     let client = Client::new(runner);
@@ -55,6 +63,21 @@ pub async fn verify(
     let mut problems: Vec<Problem> = Vec::new();
     let mut verified = 0usize;
     let mut skipped = 0usize;
+    let mut log = match log_wait {
+        None => None,
+        Some(wait) => match LogCheck::start(&client, wait).await {
+            Ok(check) => Some(check),
+            Err(what) => {
+                problems.push(Problem {
+                    execution: "(all)".into(),
+                    what: format!("transparency log: {what}"),
+                });
+                None
+            }
+        },
+    };
+    let mut standings: Vec<Value> = Vec::new();
+    let (mut logged, mut unlogged) = (0usize, 0usize);
     for e in job["executions"].as_array().into_iter().flatten() {
         let exec_id = e["id"].as_str().unwrap_or("?").to_string();
         if !matches!(
@@ -80,11 +103,38 @@ pub async fn verify(
         match check(e, &receipt, &expected_key) {
             Ok(()) => verified += 1,
             Err(what) => problems.push(Problem {
-                execution: exec_id,
+                execution: exec_id.clone(),
                 what,
             }),
         }
+        if let Some(log) = log.as_mut() {
+            // The log holds the signed receipt; the runner's receipt route adds the
+            // portal's unsigned display paths next to it, which are not logged.
+            let signed = signed_part(&receipt);
+            let standing = log.check(&exec_id, &signed).await;
+            standings.push(standing.to_json(&exec_id));
+            match standing {
+                Standing::Ok { .. } => logged += 1,
+                Standing::Missing(why) | Standing::Fails(why) => {
+                    unlogged += 1;
+                    problems.push(Problem {
+                        execution: exec_id,
+                        what: format!("transparency log: {why}"),
+                    });
+                }
+            }
+        }
     }
+    let head = log.as_ref().and_then(|l| l.latest);
+    let head_text = head.map_or_else(
+        || "not checked".to_string(),
+        |(size, root)| {
+            format!(
+                "{logged} in the transparency log, {unlogged} not (root {} of {size} entries)",
+                beacon_core::transparency::to_hex(&root)
+            )
+        },
+    );
     if as_json {
         let list: Vec<Value> = problems
             .iter()
@@ -92,14 +142,17 @@ pub async fn verify(
             .collect();
         println!(
             "{}",
-            json!({"job_id": id, "verified": verified, "skipped": skipped, "problems": list, "public_key": expected_key})
+            json!({"job_id": id, "verified": verified, "skipped": skipped, "problems": list, "public_key": expected_key,
+                   "log": {"checked": log_wait.is_some(), "logged": logged, "not_logged": unlogged,
+                           "tree_size": head.map(|h| h.0), "root": head.map(|h| beacon_core::transparency::to_hex(&h.1)),
+                           "executions": standings}})
         );
     } else {
         for p in &problems {
             println!("FAIL execution {}: {}", p.execution, p.what);
         }
         println!(
-            "{}: {verified} receipts verified, {} problems, {skipped} executions without a served answer (key {expected_key})",
+            "{}: {verified} receipts verified, {} problems, {skipped} executions without a served answer (key {expected_key}); {head_text}",
             if problems.is_empty() { "ok" } else { "FAILED" },
             problems.len()
         );
@@ -112,6 +165,14 @@ pub async fn verify(
 }
 
 /// Checks one receipt against its execution.
+/// The receipt's own (signed) fields, as the runner stored and logged them.
+fn signed_part(receipt: &Value) -> Value {
+    serde_json::from_value::<Receipt>(receipt.clone())
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_else(|| receipt.clone())
+}
+
 fn check(e: &Value, receipt: &Value, expected_key: &str) -> Result<(), String> {
     let r: Receipt = serde_json::from_value(receipt.clone())
         .map_err(|err| format!("receipt unreadable: {err}"))?;

@@ -4,12 +4,14 @@
 mod cross_region;
 mod events;
 mod executions;
+mod geo;
 mod jobs;
 mod portal;
 mod rate;
 pub mod report;
 mod retry;
 mod status;
+mod transparency;
 
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub rate: RateLimiter,
     pub started: std::time::Instant,
     pub reports: report::ReportCache,
+    /// This instance's copy of the transparency tree (`crate::transparency`).
+    pub transparency: Arc<crate::transparency::TransparencyLog>,
 }
 
 pub fn routes(state: Arc<AppState>) -> Router {
@@ -82,12 +86,16 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/questions", get(status::questions))
         .route("/health", get(status::health))
         .route("/diagnostics", get(status::diagnostics));
+    // Transparency log and geo (api/transparency.rs, api/geo.rs).
+    let api = api.merge(transparency::routes());
     Router::new()
         .nest("/api/v1", api)
         .route(
             "/api/v2/jobs/{id}/bias-analysis",
             get(portal::bias_analysis),
         )
+        // The portal's gateway-less bundleUrl has no /api/v1 (portal-contract 2.3).
+        .route("/transparency/bundles/{cid}", get(transparency::bundle))
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))

@@ -6,6 +6,7 @@ mod insert;
 mod retry;
 mod scheduling;
 mod signals;
+mod transparency;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -429,5 +430,28 @@ impl Store for PgStore {
                 counts,
             })
             .collect())
+    }
+
+    async fn append_receipts(&self, limit: u32, now: DateTime<Utc>) -> Result<u64> {
+        self.append_receipts_impl(limit, now).await
+    }
+
+    async fn log_head(&self) -> Result<crate::LogHead> {
+        self.log_head_impl().await
+    }
+
+    async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<crate::LogLeaf>> {
+        self.log_leaves_impl(from, limit).await
+    }
+
+    async fn log_entry_for_execution(&self, execution_id: &str) -> Result<Option<crate::LogEntry>> {
+        self.log_entry_for_execution_impl(execution_id).await
+    }
+
+    async fn log_entry_by_leaf_hash(
+        &self,
+        leaf_hash: &beacon_core::transparency::Hash,
+    ) -> Result<Option<crate::LogEntry>> {
+        self.log_entry_by_leaf_hash_impl(leaf_hash).await
     }
 }

@@ -11,3 +11,4 @@ mod insert;
 mod listing;
 mod perf;
 mod scheduling;
+mod transparency;
