@@ -7,6 +7,7 @@ mod jobs;
 mod rate;
 pub mod report;
 mod status;
+mod ws;
 
 use std::sync::Arc;
 
@@ -59,6 +60,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/diagnostics", get(status::diagnostics));
     Router::new()
         .nest("/api/v1", api)
+        // Live updates over WebSocket (ws.rs): `/ws`, the portal's default, and `/api/v1/ws`.
+        .merge(ws::routes())
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
