@@ -19,7 +19,8 @@ fn beacon() -> Command {
     c.env_remove("BEACON_RUNNER_URL")
         .env_remove("BEACON_ROUTER_URL")
         .env_remove("RUNNER_ADMIN_TOKEN")
-        .env_remove("BEACON_KEY_FILE");
+        .env_remove("BEACON_KEY_FILE")
+        .env_remove("CORS_ORIGINS");
     c
 }
 
@@ -78,9 +79,14 @@ impl Drop for Served {
 }
 
 fn serve(dir: &Path, faults: Option<&str>) -> Served {
+    serve_with(dir, faults, &[])
+}
+
+fn serve_with(dir: &Path, faults: Option<&str>, env: &[(&str, &str)]) -> Served {
     let mut cmd = beacon();
     cmd.args(["demo", "--serve", "--latency-ms", "50", "--dir"])
-        .arg(dir);
+        .arg(dir)
+        .envs(env.iter().copied());
     if let Some(f) = faults {
         cmd.args(["--faults", f]);
     }
@@ -147,6 +153,53 @@ fn doctor_fails_on_a_broken_region_and_passes_on_a_healthy_demo() {
         .args(&healthy.doctor_args));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
+}
+
+/// The `Access-Control-Allow-Origin` a preflight from `origin` gets.
+async fn preflight(url: String, origin: &str, method: &str) -> Option<String> {
+    let resp = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", method)
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    resp.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serve_passes_cors_origins_to_runner_and_router() {
+    let dir = TempPath::new();
+    let portal = "https://portal.test";
+    let served = serve_with(dir.dir(), None, &[("CORS_ORIGINS", portal)]);
+    let router = served
+        .doctor_args
+        .iter()
+        .skip_while(|a| *a != "--router")
+        .nth(1)
+        .cloned()
+        .expect("the doctor line names the router");
+    let runner_jobs = format!("{}/api/v1/jobs", served.runner);
+    let router_health = format!("{router}/health");
+    assert_eq!(
+        preflight(runner_jobs.clone(), portal, "POST")
+            .await
+            .as_deref(),
+        Some(portal)
+    );
+    assert_eq!(
+        preflight(router_health.clone(), portal, "GET")
+            .await
+            .as_deref(),
+        Some(portal)
+    );
+    // The allowlist replaced the local development defaults in both.
+    for url in [runner_jobs, router_health] {
+        assert_eq!(preflight(url, "http://localhost:5173", "GET").await, None);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,9 +107,14 @@ fn write_string(out: &mut String, s: &str) {
 }
 
 /// Numbers as JavaScript prints them. JSON numbers are IEEE doubles in JavaScript, so
-/// integers beyond 2^53 are rounded exactly as the portal would have rounded them.
+/// every number is first the double `JSON.parse` would make of its text: integers
+/// beyond 2^53 (serde_json keeps u64/i64 exactly) are rounded to the nearest double as
+/// the browser rounds them (`9007199254740993` → `9007199254740992`), and decimals are
+/// parsed correctly rounded (the workspace enables serde_json's `float_roundtrip`; its
+/// default fast path is off by one ulp for some texts, e.g. `1.602176634e-19`).
 fn write_number(out: &mut String, n: &Number) {
     match n.as_f64() {
+        // `as f64` on u64/i64 rounds to nearest, ties to even: what JavaScript does.
         Some(f) => out.push_str(&js_number_to_string(f)),
         // Unreachable without serde_json's arbitrary_precision; keep the text as given.
         None => out.push_str(&n.to_string()),
@@ -125,14 +130,9 @@ pub fn js_number_to_string(x: f64) -> String {
     if x < 0.0 {
         return format!("-{}", js_number_to_string(-x));
     }
-    // Rust's `{:e}` prints the shortest digit string that round-trips, which is the
-    // digit string ECMAScript asks for ("k as small as possible").
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
+    let (digits, n) = shortest_digits(x);
     let k = digits.len() as i32;
-    let n = exp + 1; // value = 0.d1d2…dk × 10^n
+    // value = 0.d1d2…dk × 10^n; the layout rules of the spec, step by step.
     if k <= n && n <= 21 {
         let mut s = digits;
         s.extend(std::iter::repeat_n('0', (n - k) as usize));
@@ -154,11 +154,42 @@ pub fn js_number_to_string(x: f64) -> String {
     }
 }
 
+/// The digits ECMAScript asks for (the fewest that round-trip; of those, the closest to
+/// `x`; of two equally close, the even one) and the decimal exponent `n` such that
+/// `x = 0.d1d2…dk × 10^n`, for a finite `x > 0`.
+///
+/// Ryu makes exactly that choice, ties included. Rust's own `{:e}` does not always:
+/// 816838353447964.25 lies halfway between the 16-digit candidates …964.2 and …964.3;
+/// JavaScript prints the even one (…964.2), `{:e}` the other.
+fn shortest_digits(x: f64) -> (String, i32) {
+    let mut buffer = ryu::Buffer::new();
+    // Ryu writes "1e21", "1.5e-7", "0.001" or "123.0": a mantissa, maybe an exponent.
+    let text = buffer.format_finite(x);
+    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let leading = all.len() - all.trim_start_matches('0').len();
+    let digits = all
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .to_string();
+    // The decimal point sits after `int`; each leading zero moves the first digit right.
+    let n = int.len() as i32 + exp - leading as i32;
+    if digits.is_empty() {
+        return ("0".to_string(), 1);
+    }
+    (digits, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    // The tie cases are written exactly (…964.25 is the double itself); clippy's
+    // shorter suggestion would be Rust's tie choice, the very thing under test.
+    #[allow(clippy::excessive_precision)]
     #[test]
     fn numbers_print_like_javascript() {
         for (x, want) in [
@@ -178,6 +209,13 @@ mod tests {
             (5e-324, "5e-324"),
             (9007199254740993.0, "9007199254740992"),
             (0.67, "0.67"),
+            (816838353447964.25, "816838353447964.2"),
+            (97452501062780.125, "97452501062780.12"),
+            (1.602176634e-19, "1.602176634e-19"),
+            (0.001, "0.001"),
+            (123.0, "123"),
+            (1e-6, "0.000001"),
+            (12345678901234567890.0, "12345678901234567000"),
         ] {
             assert_eq!(js_number_to_string(x), want, "{x:e}");
         }

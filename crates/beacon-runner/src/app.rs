@@ -72,6 +72,7 @@ impl Application {
             started: std::time::Instant::now(),
             reports: Default::default(),
             transparency: Default::default(),
+            closing: CancellationToken::new(),
             config,
         });
         Ok(Application { listener, state })
@@ -122,8 +123,14 @@ impl Application {
         ));
         let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let signal = shutdown.clone();
+        let closing = self.state.closing.clone();
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .with_graceful_shutdown(async move {
+                signal.cancelled().await;
+                // Long-lived responses (event streams, WebSockets) end now, or the
+                // graceful shutdown would wait for them forever.
+                closing.cancel();
+            })
             .await?;
         shutdown.cancel();
         tracker.close();

@@ -263,3 +263,43 @@ backend_test!(
         stack.shutdown().await;
     }
 );
+
+/// An open event stream on an unfinished job must not hold up a graceful shutdown (its
+/// job's work is handed back, so the stream would otherwise never end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_does_not_hold_up_a_shutdown() {
+    let Some(stack) = api_only_paced(Backend::Sqlite, 2000).await else {
+        return;
+    };
+    let runner = beacon_runner::start(runner_config(&stack.db.url, &stack.router.url, ""))
+        .await
+        .unwrap();
+    let spec = stack.spec("job-sse-shutdown", &Q3, &MODELS, &REGIONS, json!({}));
+    assert_eq!(stack.submit(&spec).await.0, 202);
+    let mut events = stack
+        .http
+        .get(format!(
+            "{}/api/v1/jobs/job-sse-shutdown/events",
+            runner.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    // The first snapshot arrived: the stream is open.
+    assert!(events.chunk().await.unwrap().is_some());
+    let asked = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), runner.shutdown())
+        .await
+        .expect("the runner shut down with an event stream open");
+    eprintln!(
+        "shutdown with an open event stream took {:?}",
+        asked.elapsed()
+    );
+    // The stream ended with the server.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended");
+    stack.shutdown().await;
+}

@@ -53,6 +53,17 @@ struct Services {
     router: beacon_router::RouterHandle,
     runner: beacon_runner::RunnerHandle,
     admin_token: String,
+    /// `CORS_ORIGINS` as given to both services (`None`: their local dev defaults).
+    cors_origins: Option<String>,
+}
+
+/// The demo builds its services' configurations in process, from nothing but its own
+/// settings; the one outside variable it passes on is `CORS_ORIGINS`, so a portal
+/// served from another origin can use `demo --serve` (runner and router alike).
+fn inherited_cors_origins() -> Option<String> {
+    std::env::var("CORS_ORIGINS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 impl Services {
@@ -103,7 +114,16 @@ async fn start_services(
     let router_toml = format!(
         "listen = \"127.0.0.1:0\"\n[health]\nprobe_interval = \"10s\"\nprobe_timeout = \"10s\"\nunhealthy_after = 3\neject_base = \"5s\"\neject_max = \"30s\"\n{providers}"
     );
-    let router_cfg = beacon_router::Config::from_toml(&router_toml, &|_| None)
+    let cors_origins = inherited_cors_origins();
+    let cors = cors_origins.clone();
+    let router_env = move |k: &str| {
+        if k == "CORS_ORIGINS" {
+            cors.clone()
+        } else {
+            None
+        }
+    };
+    let router_cfg = beacon_router::Config::from_toml(&router_toml, &router_env)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let router = beacon_router::start(router_cfg).await?;
 
@@ -111,11 +131,13 @@ async fn start_services(
     let admin_token = hex::encode(keys::generate().to_bytes())[..32].to_string();
     let db = format!("sqlite://{}", args.dir.join("beacon.db").display());
     let (router_url, token) = (router.url.clone(), admin_token.clone());
+    let cors = cors_origins.clone();
     let env = move |k: &str| match k {
         "DATABASE_URL" => Some(db.clone()),
         "ROUTER_URL" => Some(router_url.clone()),
         "RUNNER_SIGNING_KEY" => Some(beacon_core::signing::encode_signing_key(&runner_key)),
         "RUNNER_ADMIN_TOKEN" => Some(token.clone()),
+        "CORS_ORIGINS" => cors.clone(),
         _ => None,
     };
     let runner_toml = "listen = \"127.0.0.1:0\"\n[scheduler]\nmax_concurrency_per_job = 24\npoll_interval = \"100ms\"\nbackoff_base = \"500ms\"\nbackoff_max = \"5s\"\nmax_wait_for_provider = \"6s\"\n";
@@ -127,6 +149,7 @@ async fn start_services(
         router,
         runner,
         admin_token,
+        cors_origins,
     })
 }
 
@@ -269,6 +292,12 @@ fn print_serve(dir: &Path, s: &Services) {
         println!("  sim     {}   ({region})", sim.url());
     }
     println!("  data    {}", dir.display());
+    match &s.cors_origins {
+        Some(list) => println!("  cors    {list}   (CORS_ORIGINS, runner and router)"),
+        None => println!(
+            "  cors    http://localhost:3000, :5173 (and 127.0.0.1)   (set CORS_ORIGINS for another portal origin)"
+        ),
+    }
     println!("\ntry:");
     println!("  export BEACON_RUNNER_URL={}", s.runner.url);
     println!(

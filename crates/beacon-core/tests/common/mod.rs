@@ -1,6 +1,6 @@
-//! The portal's signature vectors, copied into the repository
-//! (`tests/fixtures/portal-signatures.json`, from the design's shared fixtures) so a
-//! fresh clone tests on its own.
+//! Reads the fixtures in `tests/fixtures/`: the portal's signature vectors (copied from
+//! the design's shared fixtures) and the number vectors Node.js generated
+//! (`make-number-vectors.mjs`), all in the repository so a fresh clone tests on its own.
 
 pub fn read_fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

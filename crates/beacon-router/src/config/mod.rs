@@ -2,6 +2,7 @@
 //! `*_env` variables and contradictions are errors that name the key; the process
 //! exits 64 on them. A secret-free summary says what the router runs with.
 
+mod cors;
 mod provider;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use beacon_service::ConfigError;
 use beacon_service::config_error as err;
+pub use cors::{CorsOrigins, DEFAULT_CORS_ORIGINS};
 pub use provider::{ProviderConfig, ProviderKind, ServedModel};
 use provider::{RawProvider, validate_provider};
 
@@ -108,6 +110,8 @@ struct RawConfig {
     #[serde(default = "default_listen")]
     listen: String,
     admin_token_env: Option<String>,
+    /// Browser origins allowed to read `/health` and `/providers`.
+    cors_origins: Option<Vec<String>>,
     #[serde(default)]
     health: HealthConfig,
     #[serde(default)]
@@ -126,6 +130,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin routes are off when `None`.
     pub admin_token: Option<String>,
+    /// Who may read `/health` and `/providers` from a browser (`CORS_ORIGINS` wins).
+    pub cors_origins: CorsOrigins,
     pub health: HealthConfig,
     pub limits: LimitsConfig,
     pub providers: Vec<ProviderConfig>,
@@ -138,7 +144,7 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    /// Reads a file, then applies the environment (`PORT`).
+    /// Reads a file, then applies the environment (`PORT`, `CORS_ORIGINS`).
     pub fn from_file(
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
@@ -148,7 +154,8 @@ impl Config {
         Config::from_toml(&text, env)
     }
 
-    /// Parses and validates TOML text; `env` resolves `*_env` names and `PORT`.
+    /// Parses and validates TOML text; `env` resolves `*_env` names, `PORT` and
+    /// `CORS_ORIGINS`.
     pub fn from_toml(
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -169,6 +176,7 @@ impl Config {
             None => None,
             Some(var) => Some(resolve_env(env, "admin_token_env", var)?),
         };
+        let cors_origins = cors::read(raw.cors_origins.as_deref(), env)?;
         check_health(&raw.health)?;
         check_bytes("limits.max_response_bytes", raw.limits.max_response_bytes)?;
         check_bytes("limits.max_request_bytes", raw.limits.max_request_bytes)?;
@@ -192,6 +200,7 @@ impl Config {
         Ok(Config {
             listen,
             admin_token,
+            cors_origins,
             health: raw.health,
             limits: raw.limits,
             providers,
@@ -212,13 +221,14 @@ impl Config {
     /// What the router runs with, safe to log: no URLs with credentials, no tokens.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "listen={} admin_routes={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} providers={}",
+            "listen={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} providers={}",
             self.listen,
             if self.admin_token.is_some() {
                 "on"
             } else {
                 "off"
             },
+            self.cors_origins.describe(),
             self.health.probe_interval,
             self.health.probe_timeout,
             self.health.unhealthy_after,

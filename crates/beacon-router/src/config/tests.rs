@@ -26,7 +26,12 @@ fn a_minimal_file_reads_with_defaults() {
     );
     assert_eq!(c.health.unhealthy_after, 3);
     assert!(c.admin_token.is_none());
-    assert!(!c.summary().contains("http://"), "{}", c.summary());
+    // No provider URL (the CORS origins are public: every CORS answer names them).
+    assert!(
+        !c.summary().contains("http://127.0.0.1:9"),
+        "{}",
+        c.summary()
+    );
 }
 
 #[test]
@@ -101,6 +106,14 @@ fn refusals_name_the_key() {
             ONE.replace("models =", "max_response_bytes = 2000000000\nmodels ="),
             "providers[0].max_response_bytes",
         ),
+        (
+            format!("cors_origins = [\"https://portal.example.org/\"]\n{ONE}"),
+            "cors_origins[0]",
+        ),
+        (
+            format!("cors_origins = \"https://portal.example.org\"\n{ONE}"),
+            "line",
+        ),
     ];
     for (text, key) in cases {
         let e = Config::from_toml(&text, &no_env).unwrap_err();
@@ -141,4 +154,21 @@ fn byte_limits_default_and_a_provider_may_override_them() {
     assert!(c.summary().contains("max_response_bytes=5000"));
     let unknown = format!("{ONE}\n[limits]\nmax_body = 1\n");
     assert!(Config::from_toml(&unknown, &no_env).is_err());
+}
+
+#[test]
+fn cors_origins_default_to_local_development_and_show_in_the_summary() {
+    let c = Config::from_toml(ONE, &no_env).unwrap();
+    assert_eq!(
+        c.cors_origins,
+        CorsOrigins::List(DEFAULT_CORS_ORIGINS.map(String::from).to_vec())
+    );
+    assert!(
+        c.summary().contains("cors=http://localhost:3000,"),
+        "{}",
+        c.summary()
+    );
+    let env = |k: &str| (k == "CORS_ORIGINS").then(|| "localhost:3000".to_string());
+    let e = Config::from_toml(ONE, &env).unwrap_err();
+    assert_eq!(e.key, "CORS_ORIGINS", "{e}");
 }

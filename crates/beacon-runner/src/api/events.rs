@@ -74,6 +74,7 @@ fn updates(
         }
         loop {
             tokio::select! {
+                _ = st.app.closing.cancelled() => return None,
                 msg = st.rx.recv() => match msg {
                     Ok(ev) if ev.job_id == st.id => {
                         if ev.kind == EventKind::JobUpdate {

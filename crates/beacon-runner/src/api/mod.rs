@@ -12,6 +12,7 @@ pub mod report;
 mod retry;
 mod status;
 mod transparency;
+mod ws;
 
 use std::sync::Arc;
 
@@ -39,6 +40,9 @@ pub struct AppState {
     pub rate: RateLimiter,
     pub started: std::time::Instant,
     pub reports: report::ReportCache,
+    /// Cancelled when the server begins its graceful shutdown: long-lived responses
+    /// (Server-Sent Events, WebSockets) end on it.
+    pub closing: tokio_util::sync::CancellationToken,
     /// This instance's copy of the transparency tree (`crate::transparency`).
     pub transparency: Arc<crate::transparency::TransparencyLog>,
 }
@@ -96,6 +100,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
         )
         // The portal's gateway-less bundleUrl has no /api/v1 (portal-contract 2.3).
         .route("/transparency/bundles/{cid}", get(transparency::bundle))
+        // Live updates over WebSocket (ws.rs): `/ws`, the portal's default, and `/api/v1/ws`.
+        .merge(ws::routes())
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
@@ -106,12 +112,19 @@ pub fn routes(state: Arc<AppState>) -> Router {
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
-    let allowed: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    // `*` means any origin (tower-http refuses a wildcard inside a list).
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(allowed))
+        .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             axum::http::header::CONTENT_TYPE,
@@ -119,4 +132,19 @@ fn cors(origins: &[String]) -> CorsLayer {
             axum::http::header::ACCEPT,
             HeaderName::from_static("idempotency-key"),
         ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_origin_list_means_any_origin() {
+        // tower-http panics on `*` inside a list; `CORS_ORIGINS=*` must start anyway.
+        let _ = cors(&["*".to_string()]);
+        let _ = cors(&[
+            "http://localhost:5173".to_string(),
+            "not a header\n".to_string(),
+        ]);
+    }
 }
