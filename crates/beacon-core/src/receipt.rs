@@ -106,6 +106,16 @@ impl Receipt {
     }
 }
 
+/// The receipt's own (signed) fields of `served`: what the runner stored, signed and
+/// logged. The runner's receipt route adds display fields for the portal next to them
+/// (`output`, `execution_details`, …); they are not signed and not logged.
+pub fn signed_part(served: &Value) -> Value {
+    serde_json::from_value::<Receipt>(served.clone())
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_else(|| served.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

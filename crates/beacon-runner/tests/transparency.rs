@@ -34,7 +34,7 @@ fn hashes(v: &Value) -> Vec<[u8; 32]> {
 /// Checks `proof` offline the way `beacon verify` does: the leaf recomputed from the
 /// receipt the runner serves for the execution, the audit path up to `merkle_root`.
 fn check_proof(proof: &Value, served_receipt: &Value) {
-    let leaf = ReceiptLeaf::from_value(served_receipt);
+    let leaf = ReceiptLeaf::from_value(&beacon_core::receipt::signed_part(served_receipt));
     assert_eq!(proof["receipt_sha256"], hex::encode(leaf.data), "{proof}");
     assert_eq!(proof["leaf_hash"], hex::encode(leaf.leaf_hash()), "{proof}");
     // The log keeps the canonical text (numbers as JavaScript prints them: `0.0` is
@@ -101,7 +101,7 @@ backend_test!(
             );
             check_proof(&proof, &receipt);
             leaves[proof["leaf_index"].as_u64().unwrap() as usize] =
-                ReceiptLeaf::from_value(&receipt).data;
+                ReceiptLeaf::from_value(&beacon_core::receipt::signed_part(&receipt)).data;
             // The same entry by its leaf hash: the portal's cid, with and without /api/v1.
             let cid = proof["leaf_hash"].as_str().unwrap();
             assert_eq!(proof["cid"], cid);

@@ -110,7 +110,7 @@ pub async fn verify(
         if let Some(log) = log.as_mut() {
             // The log holds the signed receipt; the runner's receipt route adds the
             // portal's unsigned display paths next to it, which are not logged.
-            let signed = signed_part(&receipt);
+            let signed = beacon_core::receipt::signed_part(&receipt);
             let standing = log.check(&exec_id, &signed).await;
             standings.push(standing.to_json(&exec_id));
             match standing {
@@ -165,14 +165,6 @@ pub async fn verify(
 }
 
 /// Checks one receipt against its execution.
-/// The receipt's own (signed) fields, as the runner stored and logged them.
-fn signed_part(receipt: &Value) -> Value {
-    serde_json::from_value::<Receipt>(receipt.clone())
-        .ok()
-        .and_then(|r| serde_json::to_value(r).ok())
-        .unwrap_or_else(|| receipt.clone())
-}
-
 fn check(e: &Value, receipt: &Value, expected_key: &str) -> Result<(), String> {
     let r: Receipt = serde_json::from_value(receipt.clone())
         .map_err(|err| format!("receipt unreadable: {err}"))?;
