@@ -277,6 +277,39 @@ backend_test!(the_portals_calls_get_real_answers, |backend| async move {
         .unwrap();
     assert_eq!(mine["risk_level"], report["analysis"]["risk_level"]);
 
+    // 2.3: geo and the transparency log (every receipt is appended within a poll).
+    let (status, geo) = stack.portal("GET", "/geo", None).await;
+    assert_eq!(status, 200);
+    assert!(geo["countries"].is_object(), "{geo}");
+    let root = eventually(Duration::from_secs(10), "36 receipts logged", || async {
+        let (_, root) = stack.portal("GET", "/transparency/root", None).await;
+        (root["sequence"].as_u64() >= Some(36)).then_some(root)
+    })
+    .await;
+    assert!(root["root"].is_string() && root["merkle_root"] == root["root"]);
+    assert!(root["updated_at"].is_string());
+    let (status, proof) = stack
+        .portal(
+            "GET",
+            &format!("/transparency/proof?execution_id={exec_id}&ipfs_cid="),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{proof}");
+    assert_eq!(proof["merkle_root"], root["merkle_root"]);
+    // `bundleUrl(cid)` without a gateway: `<base>/transparency/bundles/<cid>`.
+    let bundle = stack
+        .http
+        .get(format!(
+            "{}/transparency/bundles/{}",
+            stack.runner.url,
+            string(&proof["cid"])
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), 200);
+
     // 2.3 and the rest.
     let (_, health) = stack.portal("GET", "/health", None).await;
     for s in health["services"].as_array().unwrap() {
