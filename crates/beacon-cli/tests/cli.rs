@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use beacon_core::Region;
-use beacon_sim::{SimConfig, Simulator};
 use beacon_store::testing::TempPath;
 use serde_json::json;
 
@@ -204,34 +204,16 @@ async fn demo_serve_passes_cors_origins_to_runner_and_router() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_then_verify_and_a_tampered_answer_is_named() {
-    let tmp = TempPath::new();
-    let sim = Simulator::start(SimConfig::for_region(Region::eu_west()))
-        .await
-        .unwrap();
-    let router_toml = format!(
-        "listen = \"127.0.0.1:0\"\n[[providers]]\nname = \"sim-eu\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"{}/\"\nmodels = [\"llama3.2-1b\", \"mistral-7b\"]\n",
-        sim.url()
-    );
-    let router =
-        beacon_router::start(beacon_router::Config::from_toml(&router_toml, &|_| None).unwrap())
-            .await
-            .unwrap();
-    let db_url = tmp.sqlite_url();
-    let (db, r) = (db_url.clone(), router.url.clone());
-    let env = move |k: &str| match k {
-        "DATABASE_URL" => Some(db.clone()),
-        "ROUTER_URL" => Some(r.clone()),
-        _ => None,
-    };
-    let runner = beacon_runner::start(
-        beacon_runner::Config::from_toml(
-            "listen = \"127.0.0.1:0\"\n[scheduler]\npoll_interval = \"50ms\"\n",
-            &env,
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let stack =
+        common::EuStack::start("listen = \"127.0.0.1:0\"\n[scheduler]\npoll_interval = \"50ms\"\n")
+            .await;
+    let common::EuStack {
+        tmp,
+        db_url,
+        sim,
+        router,
+        runner,
+    } = stack;
 
     let key: PathBuf = tmp.dir().join("me.key");
     let out = run(beacon().arg("keygen").arg("--out").arg(&key));

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -13,9 +15,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use beacon_core::Region;
-use beacon_sim::{SimConfig, Simulator};
-use beacon_store::testing::TempPath;
 use serde_json::{Value, json};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -91,34 +90,14 @@ async fn verify(args: &[&str]) -> (Option<i32>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_checks_every_receipt_against_the_transparency_log() {
-    let tmp = TempPath::new();
-    let sim = Simulator::start(SimConfig::for_region(Region::eu_west()))
-        .await
-        .unwrap();
-    let router_toml = format!(
-        "listen = \"127.0.0.1:0\"\n[[providers]]\nname = \"sim-eu\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"{}/\"\nmodels = [\"llama3.2-1b\", \"mistral-7b\"]\n",
-        sim.url()
-    );
-    let router =
-        beacon_router::start(beacon_router::Config::from_toml(&router_toml, &|_| None).unwrap())
-            .await
-            .unwrap();
-    let db_url = tmp.sqlite_url();
-    let (db, r) = (db_url.clone(), router.url.clone());
-    let env = move |k: &str| match k {
-        "DATABASE_URL" => Some(db.clone()),
-        "ROUTER_URL" => Some(r.clone()),
-        _ => None,
-    };
-    let runner = beacon_runner::start(
-        beacon_runner::Config::from_toml(
-            "listen = \"127.0.0.1:0\"\n[signatures]\npolicy = \"optional\"\n[scheduler]\npoll_interval = \"50ms\"\n",
-            &env,
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let stack = common::EuStack::start("listen = \"127.0.0.1:0\"\n[signatures]\npolicy = \"optional\"\n[scheduler]\npoll_interval = \"50ms\"\n").await;
+    let common::EuStack {
+        tmp: _,
+        db_url,
+        sim,
+        router,
+        runner,
+    } = stack;
     let url = runner.url.clone();
     let http = reqwest::Client::new();
     let spec = json!({"id": "log-job", "version": "v1", "questions": ["math_basic", "taiwan_status"],
