@@ -410,6 +410,30 @@ backend_test!(
             (ok["min_success_rate"].as_f64(), ok["min_regions"].as_u64()),
             (Some(0.9), Some(2))
         );
+        // Idempotency-Key, as on POST /jobs: the same body again is a replay, another
+        // body under the same key a conflict.
+        let keyed = |body: &Value| {
+            stack
+                .http
+                .post(format!("{}/api/v1/jobs/cross-region", stack.runner.url))
+                .header("Content-Type", "application/json; charset=utf-8")
+                .header("Idempotency-Key", "beacon-1x2y3z")
+                .body(body.to_string())
+                .send()
+        };
+        let first = wrapper(spec("bias-detection-9"), &["US", "EU"]);
+        assert_eq!(keyed(&first).await.unwrap().status(), 202);
+        let again = keyed(&first).await.unwrap();
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.unwrap()["idempotent"], true);
+        let other = keyed(&wrapper(spec("bias-detection-10"), &["US", "EU"]))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 409);
+        assert_eq!(
+            other.json::<Value>().await.unwrap()["error_code"],
+            "IDEMPOTENCY_KEY_CONFLICT"
+        );
         // CORS: the portal's preflight is allowed, Idempotency-Key included.
         let pre = stack
             .http
