@@ -107,7 +107,7 @@ impl Application {
         } else {
             tracing::info!("scheduler disabled: this instance only serves the API");
             // It still hears other instances' acknowledgements of its cancels.
-            tracker.spawn(scheduler::listen_only(
+            tracker.spawn(scheduler::listen(
                 self.state.ctx.clone(),
                 shutdown.child_token(),
                 tracker.clone(),

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 pub use control::{JobControl, Registry, StopReason};
 pub use limits::Limits;
-pub use signals::{CALLS_CLOSE_WAIT, CancelAcks};
+pub use signals::{CALLS_CLOSE_WAIT, CancelAcks, run as listen};
 pub use writes::{WriteHealth, WriteTrouble};
 
 use crate::config::{LimitsConfig, SchedulerConfig};
@@ -104,10 +104,4 @@ async fn claim_available(ctx: &Arc<Ctx>, token: &CancellationToken, tracker: &Ta
             }
         }
     }
-}
-
-/// An API-only instance runs no jobs but still answers cancels: it listens for the
-/// acknowledgements of the instances that run them.
-pub async fn listen_only(ctx: Arc<Ctx>, token: CancellationToken, tracker: TaskTracker) {
-    signals::run(ctx, token, tracker).await;
 }

@@ -7,6 +7,20 @@ use serde_json::{Value, json};
 
 use super::Stack;
 
+/// Questions the portal tests ask (a control question, two sensitive, one cultural).
+pub const QUESTIONS: [&str; 4] = [
+    "identity_basic",
+    "tiananmen_neutral",
+    "taiwan_status",
+    "greatest_leader",
+];
+
+/// A JSON string the portal reads, or the test fails saying what it got.
+pub fn string(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v}"))
+}
+
 /// The portal's origin in these tests (one of the runner's default CORS origins).
 pub const ORIGIN: &str = "http://localhost:5173";
 

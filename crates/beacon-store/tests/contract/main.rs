@@ -10,5 +10,6 @@ mod fixtures;
 mod insert;
 mod listing;
 mod perf;
+mod retry;
 mod scheduling;
 mod transparency;
