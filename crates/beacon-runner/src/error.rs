@@ -31,6 +31,10 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("missing or wrong admin token")]
     Unauthorized,
+    #[error(
+        "this runner requires Authorization: Bearer <control token> for cancel, retry and execute"
+    )]
+    ControlTokenRequired,
     #[error("{0}")]
     RouterUnavailable(String),
     #[error("internal error: {0}")]
@@ -57,7 +61,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::ControlTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::RouterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,7 +75,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::RateLimited(_) => "RATE_LIMITED",
-            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::Unauthorized | ApiError::ControlTokenRequired => "UNAUTHORIZED",
             ApiError::RouterUnavailable(_) => "ROUTER_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -88,7 +92,13 @@ impl ApiError {
 
 impl From<beacon_store::StoreError> for ApiError {
     fn from(e: beacon_store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
+        if e.is_unstorable_text() {
+            tracing::warn!(error = %e, "a request value the database cannot store");
+            return ApiError::bad(
+                "INVALID_CHARACTER",
+                "a value in the request contains a character that cannot be stored (U+0000)",
+            );
+        }
         ApiError::Internal(e.to_string())
     }
 }
@@ -97,11 +107,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut id = [0u8; 8];
         let _ = getrandom::fill(&mut id);
+        let request_id = hex::encode(id);
+        // An internal error's text (a database message, a path) is for the operator's
+        // log, never for the client: the body names the request id to look it up by.
+        let error = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(request_id = %request_id, error = %detail, "internal error");
+                format!(
+                    "internal error; the runner's log has the details under request_id {request_id}"
+                )
+            }
+            other => other.to_string(),
+        };
         let body = json!({
-            "error": self.to_string(),
+            "error": error,
             "error_code": self.code(),
             "details": self.details(),
-            "request_id": hex::encode(id),
+            "request_id": request_id,
         });
         (self.status(), Json(body)).into_response()
     }

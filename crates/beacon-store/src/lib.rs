@@ -74,6 +74,22 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the database refused a text value it cannot hold (PostgreSQL SQLSTATE
+    /// 22021 `character_not_in_repertoire`, e.g. U+0000, and 22P05
+    /// `untranslatable_character`). The API validates its inputs so this should not
+    /// happen; if one slips through it is the client's bad input (a 4xx), not a 500
+    /// quoting the database.
+    pub fn is_unstorable_text(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+}
+
 fn transient_sqlx(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)

@@ -37,6 +37,27 @@ pub fn read_spec_bytes(body: &[u8], catalogue: &Catalogue, limits: &Limits) -> R
     read_spec(value, catalogue, limits)
 }
 
+/// The path of the first key or string holding U+0000. NUL has no use in a spec and
+/// PostgreSQL text cannot store it: refused here, the same on both backends.
+fn nul_path(v: &Value, path: String) -> Option<String> {
+    match v {
+        Value::String(s) => s.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            let here = format!("{path}.{}", k.replace('\0', "\\u0000"));
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(item, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Validates a parsed spec into a plan. The value is kept verbatim inside the plan.
 pub fn read_spec(spec: Value, catalogue: &Catalogue, limits: &Limits) -> Result<JobPlan> {
     let Value::Object(obj) = &spec else {
@@ -46,6 +67,14 @@ pub fn read_spec(spec: Value, catalogue: &Catalogue, limits: &Limits) -> Result<
             "a job spec must be a JSON object",
         ));
     };
+    if let Some(path) = nul_path(&spec, "$".to_string()) {
+        let path = path.strip_prefix("$.").unwrap_or(&path).to_string();
+        return Err(SpecError::new(
+            Code::InvalidCharacter,
+            path.clone(),
+            format!("{path} contains U+0000 (NUL), which no field of a job spec may hold"),
+        ));
+    }
     let id = read_id(obj)?;
     check_version(obj)?;
     let benchmark = obj

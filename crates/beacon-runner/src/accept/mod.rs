@@ -155,7 +155,7 @@ impl Acceptor<'_> {
         if !has_any && self.signatures.policy == SignaturePolicy::Optional {
             return Ok(None);
         }
-        let key = signing::verify(spec).map_err(|e| match e {
+        let (key, coverage) = signing::verify_coverage(spec).map_err(|e| match e {
             SignatureError::Missing(field) => ApiError::bad(
                 "SIGNATURE_MISSING",
                 format!(
@@ -167,6 +167,20 @@ impl Acceptor<'_> {
                 format!("signature check failed: {other}"),
             ),
         })?;
+        if coverage == signing::Coverage::ZeroRateUnsigned {
+            // The portal's rule drops a zero rate from the signed bytes, so anyone could
+            // have added it; acting on it would lower the bar in the signer's name.
+            return Err(ApiError::BadRequest {
+                code: "UNSIGNED_FIELD",
+                message: format!(
+                    "{} is 0 but the signature does not cover it (a zero is dropped from \
+                     the signed bytes by the portal's rule); omit it, or sign the spec with \
+                     the field included (`beacon sign` does)",
+                    signing::ZERO_RATE_FIELD
+                ),
+                details: serde_json::json!({"field": signing::ZERO_RATE_FIELD}),
+            });
+        }
         let encoded = signing::encode_public_key(&key);
         let trusted = &self.signatures.trusted_keys;
         if !trusted.is_empty() && !trusted.iter().any(|k| k.trim() == encoded) {
@@ -181,11 +195,17 @@ impl Acceptor<'_> {
     /// `metadata.timestamp` within the allowed clock skew. Returns the nonce to store.
     fn check_freshness(&self, spec: &Value, signed: bool) -> Result<Option<String>, ApiError> {
         let meta = spec.get("metadata");
-        let nonce = meta
-            .and_then(|m| m.get("nonce"))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|n| !n.is_empty());
+        let nonce = match meta.and_then(|m| m.get("nonce")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(n)) if n.trim().is_empty() => None,
+            Some(Value::String(n)) => Some(valid_nonce(n.trim())?),
+            Some(_) => {
+                return Err(ApiError::bad(
+                    "NONCE_INVALID",
+                    "metadata.nonce must be a string",
+                ));
+            }
+        };
         if !signed {
             return Ok(nonce.map(str::to_string));
         }
@@ -195,12 +215,6 @@ impl Acceptor<'_> {
                 "a signed spec must carry metadata.nonce",
             ));
         };
-        if nonce.len() > 128 {
-            return Err(ApiError::bad(
-                "NONCE_MISSING",
-                "metadata.nonce is longer than 128 characters",
-            ));
-        }
         let stamp = meta
             .and_then(|m| m.get("timestamp"))
             .and_then(Value::as_str);
@@ -232,12 +246,7 @@ impl Acceptor<'_> {
 /// What every submission obeys before its content is looked at: a JSON content type,
 /// the body size limit, valid JSON. Returns the parsed body.
 pub fn check_envelope(sub: &Submission<'_>, limits: &Limits) -> Result<Value, ApiError> {
-    let json_type = sub.content_type.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if !json_type {
+    if !crate::api::guard::is_json(sub.content_type) {
         return Err(ApiError::UnsupportedMediaType);
     }
     if sub.body.len() > limits.max_body_bytes {
@@ -331,4 +340,22 @@ fn rows(
         })
         .collect();
     (job, executions)
+}
+
+/// A nonce is at most 128 characters, none of them control characters (it is stored and
+/// compared as text; NUL cannot be stored in PostgreSQL at all).
+fn valid_nonce(nonce: &str) -> Result<&str, ApiError> {
+    if nonce.chars().count() > 128 {
+        return Err(ApiError::bad(
+            "NONCE_INVALID",
+            "metadata.nonce is longer than 128 characters",
+        ));
+    }
+    if nonce.chars().any(char::is_control) {
+        return Err(ApiError::bad(
+            "NONCE_INVALID",
+            "metadata.nonce contains a control character",
+        ));
+    }
+    Ok(nonce)
 }
