@@ -212,6 +212,8 @@ impl RunnerApi {
         let r = self
             .http
             .post(format!("{}/api/v1/jobs/{id}/cancel", self.base))
+            // State-changing routes take JSON only (docs/operations.md, security model).
+            .json(&serde_json::json!({}))
             .send()
             .await
             .context("cancelling the job")?;

@@ -147,6 +147,7 @@ async fn a_cancel_through_an_api_only_instance_stops_the_owner_at_once() {
     let resp = stack
         .http
         .post(format!("{}/api/v1/jobs/job-remote-cancel/cancel", api.url))
+        .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();

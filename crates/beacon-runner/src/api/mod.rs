@@ -5,6 +5,7 @@ mod cross_region;
 mod events;
 mod executions;
 mod geo;
+pub(crate) mod guard;
 mod jobs;
 mod portal;
 mod rate;
@@ -56,8 +57,6 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/jobs", post(jobs::submit).get(jobs::list))
         .route("/jobs/cross-region", post(cross_region::submit))
         .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/retry-failed", post(jobs::retry_failed))
         .route("/jobs/{id}/executions", get(executions::for_job))
         .route("/jobs/{id}/executions/all", get(executions::for_job_all))
         .route("/jobs/{id}/events", get(events::stream))
@@ -77,6 +76,14 @@ pub fn routes(state: Arc<AppState>) -> Router {
             "/executions/{id}/diff-analysis",
             get(portal::cross_region_diff),
         )
+        .route("/diffs", get(portal::diffs))
+        .route("/questions", get(status::questions))
+        .route("/health", get(status::health))
+        .route("/diagnostics", get(status::diagnostics));
+    // Routes that change a job: the control token guards them when it is set.
+    let control = Router::new()
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry-failed", post(jobs::retry_failed))
         .route(
             "/executions/{id}/retry-question",
             post(retry::retry_question),
@@ -86,12 +93,12 @@ pub fn routes(state: Arc<AppState>) -> Router {
             post(retry::retry_all_failed),
         )
         .route("/jobs/{id}/execute", post(portal::execute))
-        .route("/diffs", get(portal::diffs))
-        .route("/questions", get(status::questions))
-        .route("/health", get(status::health))
-        .route("/diagnostics", get(status::diagnostics));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_control_token,
+        ));
     // Transparency log and geo (api/transparency.rs, api/geo.rs).
-    let api = api.merge(transparency::routes());
+    let api = api.merge(control).merge(transparency::routes());
     Router::new()
         .nest("/api/v1", api)
         .route(
@@ -107,6 +114,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/metrics", get(status::metrics))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(body_limit)
+        .layer(axum::middleware::from_fn(guard::require_json))
+        .layer(axum::middleware::from_fn(guard::refuse_control_characters))
         .layer(cors)
         .with_state(state)
 }

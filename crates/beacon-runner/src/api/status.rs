@@ -142,17 +142,7 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "diagnostics are disabled: set RUNNER_ADMIN_TOKEN".into(),
         ));
     };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |a, (x, y)| a | (x ^ y))
-            == 0;
+    let same = beacon_service::bearer_matches(headers, token);
     if same {
         Ok(())
     } else {

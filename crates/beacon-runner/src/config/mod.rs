@@ -76,6 +76,9 @@ pub struct Config {
     pub breaker: BreakerConfig,
     pub limits: LimitsConfig,
     pub admin_token: Option<String>,
+    /// `RUNNER_CONTROL_TOKEN`: when set, cancel, retry and execute need it as a bearer
+    /// token (the admin token also passes). Unset, those routes stay open for the portal.
+    pub control_token: Option<String>,
     /// Signs receipts. `None` in the file means "generate one at start" (logged).
     pub signing_key: Option<SigningKey>,
 }
@@ -202,6 +205,7 @@ impl Config {
             breaker: raw.breaker,
             limits: raw.limits,
             admin_token: env("RUNNER_ADMIN_TOKEN"),
+            control_token: env("RUNNER_CONTROL_TOKEN"),
             signing_key,
         })
     }
@@ -211,11 +215,11 @@ impl Config {
         let db = redact_db_url(&self.database_url);
         format!(
             "instance={} listen={} database={} router={} (from {}) router_timeout={:?} signatures={:?} trusted_keys={} \
-             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} receipt_key={} cors={}",
+             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={}",
             self.instance_id,
             self.listen,
             db,
-            self.router_url,
+            beacon_service::redact::connection_string(self.router_url.as_str()),
             self.router_url_source,
             self.router_timeout,
             self.signatures.policy,
@@ -227,6 +231,11 @@ impl Config {
             self.scheduler.lease,
             if self.admin_token.is_some() {
                 "on"
+            } else {
+                "off"
+            },
+            if self.control_token.is_some() {
+                "required for cancel/retry/execute"
             } else {
                 "off"
             },
@@ -290,16 +299,9 @@ fn default_instance_id() -> String {
     format!("{host}-{}-{}", std::process::id(), hex::encode(bytes))
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// The database URL as shown to operators: no password, token or user, whatever the form.
 pub fn redact_db_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
+    beacon_service::redact::connection_string(url)
 }
 
 /// Base64 of a fresh random signing key seed (what `beacon keygen` writes).
@@ -411,14 +413,32 @@ mod tests {
         let c = Config::from_toml(
             "",
             &env_of(&[
-                ("ROUTER_URL", "http://r"),
-                ("DATABASE_URL", "postgres://u:hunter2@db/beacon"),
+                (
+                    "ROUTER_URL",
+                    "https://alice:pa55@router.example/base?token=t0ken",
+                ),
+                (
+                    "DATABASE_URL",
+                    "postgres://u:hunter2@db/beacon?password=qwerty&sslmode=require",
+                ),
                 ("RUNNER_ADMIN_TOKEN", "tok-123"),
+                ("RUNNER_CONTROL_TOKEN", "ctl-456"),
             ]),
         )
         .unwrap();
         let s = c.summary();
-        assert!(!s.contains("hunter2") && !s.contains("tok-123"), "{s}");
-        assert!(s.contains("postgres://u:***@db/beacon"));
+        for secret in [
+            "hunter2", "qwerty", "tok-123", "ctl-456", "alice", "pa55", "t0ken",
+        ] {
+            assert!(!s.contains(secret), "{secret} in {s}");
+        }
+        assert!(
+            s.contains("postgres://***@db/beacon?password=***&sslmode=require"),
+            "{s}"
+        );
+        assert!(
+            s.contains("https://***@router.example/base?token=***"),
+            "{s}"
+        );
     }
 }
