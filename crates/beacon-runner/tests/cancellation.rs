@@ -159,8 +159,14 @@ backend_test!(
             calls.len()
         );
         for c in &calls {
+            // The runner stops dispatching before it stamps `finished_at`; a request it
+            // sent just before can still reach the simulator a moment after that stamp
+            // (a loaded machine), and is then already being aborted.
+            let late = c.started_at.signed_duration_since(finished);
             assert!(
-                c.started_at <= finished,
+                late <= chrono::Duration::zero()
+                    || (late < chrono::Duration::milliseconds(100)
+                        && c.outcome == beacon_sim::Outcome::CancelledByClient),
                 "no call after the job failed: {c:?}"
             );
         }

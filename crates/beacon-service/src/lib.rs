@@ -1,9 +1,13 @@
 //! beacon-service: the plumbing `beacon-router` and `beacon-runner` share, written once:
 //! configuration errors that name the key, a binary's run-until-SIGTERM loop with its
 //! `listening on` line, background handles for in-process use (tests, `beacon demo`),
-//! the constant-time admin bearer-token check, and bounded reads of peers' bodies.
+//! the constant-time admin bearer-token check, bounded reads of peers' bodies, and
+//! connection strings shown without their secrets.
 
 pub mod body;
+#[cfg(feature = "hostile")]
+pub mod hostile;
+pub mod redact;
 
 use std::future::Future;
 use std::io::Write;
