@@ -72,6 +72,9 @@ impl Router {
         if req.max_tokens == 0 || req.max_tokens > 32_768 {
             return Err(invalid("max_tokens must be in [1, 32768]".into()));
         }
+        if req.timeout_ms == Some(0) {
+            return Err(invalid("timeout_ms must be at least 1".into()));
+        }
         let region = match &req.region_preference {
             Some(r) => Some(self.resolve_region(r)?),
             None if req.allow_region_fallback => None,
@@ -284,6 +287,7 @@ impl Router {
             armed: admission == Admission::Trial,
         };
         let left = deadline.saturating_duration_since(Instant::now());
+        let caller_bound = left < provider.cfg.request_timeout;
         let call = UpstreamCall {
             model: provider
                 .cfg
@@ -352,6 +356,17 @@ impl Router {
                     .request(name, region, &req.model, failure.code.as_str(), spent);
                 if cf.request_caused {
                     // The request's fault: no health penalty, no failover.
+                    return Attempt::Done(refuse(failure, Vec::new()));
+                }
+                if failure.code == ErrorCode::ProviderTimeout && caller_bound {
+                    // The caller's own `timeout_ms` ran out, not the provider's
+                    // `request_timeout`: a tiny budget must not count against the
+                    // provider's health (a caller could eject it for everyone).
+                    let mut failure = failure;
+                    failure.message = format!(
+                        "the request's timeout_ms budget ({:.3} s left) ran out before the provider answered",
+                        left.as_secs_f64()
+                    );
                     return Attempt::Done(refuse(failure, Vec::new()));
                 }
                 trial.armed = false;

@@ -317,3 +317,44 @@ async fn bad_input_is_refused_with_a_code() {
     r.shutdown().await;
     eu.shutdown().await;
 }
+
+/// A caller's own tiny `timeout_ms` is the caller's business: it must not count as the
+/// provider's failure, or any caller could eject a healthy provider for everyone.
+#[tokio::test]
+async fn a_callers_tiny_budget_does_not_eject_the_provider() {
+    let eu = sim(
+        "eu-west",
+        Faults {
+            latency_ms: 300,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let router = router(&[provider("eu", "eu-west", &eu, "")]).await;
+    let mut rushed = ask("llama3.2-1b", "eu-west", "hurry");
+    rushed["timeout_ms"] = json!(20);
+    for _ in 0..5 {
+        let (status, body) = infer(&router, rushed.clone()).await;
+        assert_eq!(status, 504, "{body}");
+        assert_eq!(body["error_code"], "PROVIDER_TIMEOUT");
+        assert!(
+            body["error"].as_str().unwrap().contains("timeout_ms"),
+            "{body}"
+        );
+    }
+    let entry = provider_entry(&router, "eu").await;
+    assert_eq!(entry["consecutive_failures"], 0, "{entry}");
+    assert_ne!(entry["state"], "unhealthy", "{entry}");
+    assert!(entry["last_failure"].is_null(), "{entry}");
+    // A zero budget is refused before anything is sent.
+    rushed["timeout_ms"] = json!(0);
+    let (status, body) = infer(&router, rushed).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("INVALID_REQUEST"))
+    );
+    let (status, body) = infer(&router, ask("llama3.2-1b", "eu-west", "no rush")).await;
+    assert_eq!(status, 200, "{body}");
+    router.shutdown().await;
+    eu.shutdown().await;
+}
