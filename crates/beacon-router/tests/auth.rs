@@ -2,6 +2,8 @@
 //! bearer token, a refused request buys nothing, and `Idempotency-Key`s are scoped by
 //! caller so nobody can poison someone else's key.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};

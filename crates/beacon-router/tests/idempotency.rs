@@ -3,6 +3,8 @@
 //! max_bytes` (the oldest go first), and an entry is gone after its `ttl` without any
 //! count cap being reached.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
