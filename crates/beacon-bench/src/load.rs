@@ -11,7 +11,7 @@ use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -27,6 +27,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const ERROR_SAMPLES: usize = 5;
 /// The model every request asks for (one the simulator serves by default).
 pub const MODEL: &str = "llama3.2-1b";
+/// The inference token of the routers the benchmarks start (`ROUTER_INFERENCE_TOKEN`);
+/// routed requests carry it, as the runner's do.
+pub const ROUTER_TOKEN: &str = "beacon-bench-router-token-0123456";
+/// The router's `[auth]` table naming it.
+pub const ROUTER_AUTH_TOML: &str = "[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n";
+
 /// The region of the simulator and of every routed request.
 pub const REGION: &str = "eu-west";
 
@@ -290,9 +296,13 @@ async fn call(conn: &mut Option<Conn>, target: &Target, index: u64) -> Result<()
         .ready()
         .await
         .map_err(|e| format!("connection not ready: {e}"))?;
-    let request = hyper::Request::post(target.path())
+    let mut request = hyper::Request::post(target.path())
         .header(HOST, target.authority.as_str())
-        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_TYPE, "application/json");
+    if target.route == Route::Router {
+        request = request.header(AUTHORIZATION, format!("Bearer {ROUTER_TOKEN}"));
+    }
+    let request = request
         .body(Full::new(target.body(index)))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let response = sender

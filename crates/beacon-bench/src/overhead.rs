@@ -66,11 +66,16 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<bool> {
     let config = scratch.path().join("router.toml");
     std::fs::write(&config, router_config(sim.url()))
         .with_context(|| format!("cannot write {}", config.display()))?;
+    // Only the inference token (and RUST_LOG when set): nothing else of this shell.
+    let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let mut router = Service::spawn(
         "beacon-router",
         &bin_dir.join("beacon-router"),
         [std::ffi::OsStr::new("--config"), config.as_os_str()],
-        ChildEnv::Inherit,
+        ChildEnv::Only(&[
+            ("ROUTER_INFERENCE_TOKEN", crate::load::ROUTER_TOKEN),
+            ("RUST_LOG", &log),
+        ]),
         &scratch.path().join("router.log"),
     )
     .await?;
@@ -115,6 +120,9 @@ fn validate(args: &OverheadArgs) -> anyhow::Result<()> {
 fn router_config(sim_url: &str) -> String {
     format!(
         r#"listen = "127.0.0.1:0"
+
+[auth]
+inference_token_env = "ROUTER_INFERENCE_TOKEN"
 
 [health]
 probe_interval = "30s"

@@ -35,6 +35,11 @@ pub enum ErrorCode {
     /// The router's answer was larger than the runner reads, or its text larger than
     /// one execution may store.
     RouterResponseTooLarge,
+    /// The router refused the runner's inference token (HTTP 401): a configuration
+    /// fact (`ROUTER_TOKEN`), never retried; the router bought nothing for the call.
+    RouterUnauthorized,
+    /// The caller sent no inference token, or a wrong one (the router's 401).
+    Unauthorized,
     /// A paid answer could not be stored because the database refused it (not an
     /// outage: outages are waited out). Recorded instead of the answer so the execution
     /// ends, and never bought again in a loop.
@@ -52,7 +57,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const KNOWN: [ErrorCode; 19] = [
+    const KNOWN: [ErrorCode; 21] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownRegion,
         ErrorCode::NoProviderForModel,
@@ -68,6 +73,8 @@ impl ErrorCode {
         ErrorCode::RouterTimeout,
         ErrorCode::RouterBadResponse,
         ErrorCode::RouterResponseTooLarge,
+        ErrorCode::RouterUnauthorized,
+        ErrorCode::Unauthorized,
         ErrorCode::StoreWriteFailed,
         ErrorCode::AttemptsExhausted,
         ErrorCode::JobTimeout,
@@ -91,6 +98,8 @@ impl ErrorCode {
             ErrorCode::RouterTimeout => "ROUTER_TIMEOUT",
             ErrorCode::RouterBadResponse => "ROUTER_BAD_RESPONSE",
             ErrorCode::RouterResponseTooLarge => "ROUTER_RESPONSE_TOO_LARGE",
+            ErrorCode::RouterUnauthorized => "ROUTER_UNAUTHORIZED",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::StoreWriteFailed => "STORE_WRITE_FAILED",
             ErrorCode::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
             ErrorCode::JobTimeout => "JOB_TIMEOUT",
@@ -112,6 +121,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest | ErrorCode::UnknownRegion => 400,
             ErrorCode::NoProviderForModel => 404,
+            ErrorCode::Unauthorized => 401,
             ErrorCode::NoHealthyProvider | ErrorCode::Overloaded => 503,
             ErrorCode::Cancelled => 409,
             ErrorCode::StoreWriteFailed | ErrorCode::AttemptsExhausted => 500,

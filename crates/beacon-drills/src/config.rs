@@ -1,7 +1,8 @@
 //! Configuration of the children a drill starts: a runner (its TOML file with a fast
 //! `[scheduler]`, and the exact environment: `DATABASE_URL`, `ROUTER_URL`,
-//! `RUNNER_SIGNING_KEY`, `RUNNER_ADMIN_TOKEN`) and a router (one Modal provider per
-//! simulator, a probe prompt of its own so probes can be told apart in call logs).
+//! `RUNNER_SIGNING_KEY`, `RUNNER_ADMIN_TOKEN`, `ROUTER_TOKEN`) and a router (one Modal
+//! provider per simulator, a probe prompt of its own so probes can be told apart in
+//! call logs, inference behind [`INFERENCE_TOKEN`]).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,11 @@ use ed25519_dalek::SigningKey;
 pub const PROBE_PROMPT: &str = "beacon-drills health probe: reply OK.";
 /// The admin token every drill runner gets (`/api/v1/diagnostics`).
 pub const ADMIN_TOKEN: &str = "drill-admin-token";
+/// The router's inference token: the router child reads it from
+/// [`INFERENCE_TOKEN_ENV`], every runner child sends it (`ROUTER_TOKEN`).
+pub const INFERENCE_TOKEN: &str = "drill-router-inference-token-0123";
+/// The router's `[auth] inference_token_env`.
+pub const INFERENCE_TOKEN_ENV: &str = "ROUTER_INFERENCE_TOKEN";
 
 /// A runner child's settings. Starts from [`RunnerSettings::fast`]; `scheduler` and
 /// `breaker` override single keys (values are TOML values: `"2s"`, `16`, `false`).
@@ -103,6 +109,7 @@ impl RunnerSettings {
                 encode_signing_key(&self.receipt_key),
             ),
             ("RUNNER_ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
+            ("ROUTER_TOKEN".to_string(), INFERENCE_TOKEN.to_string()),
             (
                 "RUST_LOG".to_string(),
                 std::env::var("BEACON_DRILLS_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
@@ -155,6 +162,9 @@ impl RouterSettings {
     pub fn toml(&self, providers: &[(String, String)]) -> anyhow::Result<String> {
         let mut root = toml::Table::new();
         root.insert("listen".into(), "127.0.0.1:0".into());
+        let mut auth = toml::Table::new();
+        auth.insert("inference_token_env".into(), INFERENCE_TOKEN_ENV.into());
+        root.insert("auth".into(), auth.into());
         let mut health = toml::Table::new();
         health.insert("probe_interval".into(), "1h".into());
         health.insert("probe_timeout".into(), "5s".into());

@@ -323,7 +323,13 @@ async fn spawn_router(
         "beacon-router",
         &bins.router,
         args,
-        ChildEnv::Only(&[("RUST_LOG", "info")]),
+        ChildEnv::Only(&[
+            ("RUST_LOG", "info"),
+            (
+                crate::config::INFERENCE_TOKEN_ENV,
+                crate::config::INFERENCE_TOKEN,
+            ),
+        ]),
         log,
     )
     .await

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,11 +16,6 @@ use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::{prober, routing};
-
-/// How long an `Idempotency-Key` answer is kept (router.md: 10 minutes).
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(600);
-/// Bound on cached answers; expired ones are swept when it is reached.
-const IDEMPOTENCY_MAX: usize = 100_000;
 
 /// A bound, not yet serving, router.
 pub struct Application {
@@ -43,7 +37,7 @@ impl Application {
         };
         let state = Arc::new(AppState {
             router,
-            idempotency: IdempotencyCache::new(IDEMPOTENCY_TTL, IDEMPOTENCY_MAX),
+            idempotency: IdempotencyCache::new(&config.idempotency),
             metrics,
             first_round: Arc::new(AtomicUsize::new(0)),
             config,
@@ -74,7 +68,11 @@ impl Application {
             &tracker,
             shutdown.child_token(),
         );
-        let app = routes(self.state.clone());
+        let sweeper = self.state.clone();
+        let sweep_stop = shutdown.child_token();
+        tracker.spawn(async move { sweeper.idempotency.sweep(sweep_stop).await });
+        // Peer addresses scope `Idempotency-Key`s when inference is unauthenticated.
+        let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let signal = shutdown.clone();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move { signal.cancelled().await })

@@ -263,11 +263,19 @@ async fn the_binary_prints_its_address_and_exits_64_on_bad_config() {
     let dir = std::env::temp_dir().join(format!("beacon-router-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\n[[providers]]\nname = \"p\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"http://127.0.0.1:9/\"\nmodels = [\"m\"]\nauth_header_env = \"BEACON_TEST_UNSET_VAR\"\n").unwrap();
+    let one = "[[providers]]\nname = \"p\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"http://127.0.0.1:9/\"\nmodels = [\"m\"]\n";
+    std::fs::write(
+        &bad,
+        format!(
+            "listen = \"127.0.0.1:0\"\n{AUTH}{one}auth_header_env = \"BEACON_TEST_UNSET_VAR\"\n"
+        ),
+    )
+    .unwrap();
     let out = Command::new(bin)
         .arg("--config")
         .arg(&bad)
         .env_remove("BEACON_TEST_UNSET_VAR")
+        .env("ROUTER_INFERENCE_TOKEN", TOKEN)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
@@ -276,13 +284,25 @@ async fn the_binary_prints_its_address_and_exits_64_on_bad_config() {
         err.contains("providers[0].auth_header_env") && err.contains("BEACON_TEST_UNSET_VAR"),
         "{err}"
     );
+    // No inference token and no explicit allow_unauthenticated: the router does not
+    // start open to anyone who reaches it.
+    let open = dir.join("open.toml");
+    std::fs::write(&open, format!("listen = \"127.0.0.1:0\"\n{one}")).unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&open)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.inference_token_env"), "{err}");
 
     let eu = sim("eu-west", Faults::default()).await;
     let good = dir.join("good.toml");
     std::fs::write(
         &good,
         format!(
-            "listen = \"127.0.0.1:0\"\n{}",
+            "listen = \"127.0.0.1:0\"\n{AUTH}{}",
             provider("eu", "eu-west", &eu, "")
         ),
     )
@@ -291,6 +311,7 @@ async fn the_binary_prints_its_address_and_exits_64_on_bad_config() {
         .arg("--config")
         .arg(&good)
         .env_remove("PORT")
+        .env("ROUTER_INFERENCE_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

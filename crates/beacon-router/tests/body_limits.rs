@@ -357,7 +357,7 @@ async fn the_router_binary_stays_small_when_a_provider_answers_200_mb() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\n{}",
+            "listen = \"127.0.0.1:0\"\n{AUTH}{}",
             provider("sim-eu-west", "eu-west", &huge, "")
         ),
     )
@@ -366,6 +366,7 @@ async fn the_router_binary_stays_small_when_a_provider_answers_200_mb() {
         .arg("--config")
         .arg(&config)
         .env_remove("PORT")
+        .env("ROUTER_INFERENCE_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

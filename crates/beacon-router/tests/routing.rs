@@ -225,6 +225,7 @@ async fn a_caller_that_disconnects_cancels_the_upstream_call() {
         .unwrap();
     let res = client
         .post(format!("{}/inference", r.url))
+        .bearer_auth(TOKEN)
         .json(&ask("llama3.2-1b", "eu-west", "I will not wait for this."))
         .send()
         .await;

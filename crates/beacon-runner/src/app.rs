@@ -39,10 +39,17 @@ impl Application {
                 k
             }
         };
+        if config.router_token.is_none() {
+            tracing::warn!(
+                "ROUTER_TOKEN is not set: router calls carry no token, which only a router with \
+                 [auth] allow_unauthenticated accepts"
+            );
+        }
         let router = Arc::new(RouterClient::new(
             config.router_url.clone(),
             config.breaker.clone(),
             config.limits.max_router_body_bytes,
+            config.router_token.as_deref(),
         ));
         let ctx = Arc::new(Ctx {
             store,

@@ -221,6 +221,7 @@ backend_test!(trusted_keys_are_enforced, |backend| async move {
     let env = move |k: &str| match k {
         "DATABASE_URL" => Some(db.clone()),
         "ROUTER_URL" => Some(router.clone()),
+        "ROUTER_TOKEN" => Some(ROUTER_TOKEN.to_string()),
         _ => None,
     };
     let cfg = beacon_runner::Config::from_toml(

@@ -24,7 +24,7 @@ async fn free_port() -> u16 {
 
 async fn start_router(stack: &Stack, port: u16) -> beacon_router::RouterHandle {
     let toml = router_toml(&stack.sims, &format!("127.0.0.1:{port}"), None);
-    let cfg = beacon_router::Config::from_toml(&toml, &|_| None).unwrap();
+    let cfg = beacon_router::Config::from_toml(&toml, &router_env).unwrap();
     beacon_router::start(cfg).await.unwrap()
 }
 
@@ -200,7 +200,7 @@ backend_test!(
             .replace("eject_base = \"300ms\"", "eject_base = \"2s\"")
             .replace("eject_max = \"1s\"", "eject_max = \"4s\"");
         let router =
-            beacon_router::start(beacon_router::Config::from_toml(&toml, &|_| None).unwrap())
+            beacon_router::start(beacon_router::Config::from_toml(&toml, &router_env).unwrap())
                 .await
                 .unwrap();
         let runner = beacon_runner::start(runner_config(

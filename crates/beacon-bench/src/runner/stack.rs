@@ -87,7 +87,7 @@ impl Stack {
             "beacon-router",
             &spec.bin_dir.join("beacon-router"),
             [OsStr::new("--config"), router_toml.as_os_str()],
-            ChildEnv::Only(&[]),
+            ChildEnv::Only(&[("ROUTER_INFERENCE_TOKEN", crate::load::ROUTER_TOKEN)]),
             &dir.join("router.log"),
         )
         .await?;
@@ -104,6 +104,7 @@ impl Stack {
                 ("ROUTER_URL", router.url()),
                 ("DATABASE_URL", db.url()),
                 ("RUNNER_SIGNING_KEY", &receipt_key),
+                ("ROUTER_TOKEN", crate::load::ROUTER_TOKEN),
             ]),
             &dir.join("runner.log"),
         )
@@ -177,7 +178,8 @@ fn toml_list(items: &[String]) -> String {
 /// under test), probes once at start and then hourly, with a prompt of their own.
 fn router_config(sims: &[(&'static str, Service)], models: &[String]) -> String {
     let mut out = format!(
-        "listen = \"127.0.0.1:0\"\n\n[health]\nprobe_interval = \"1h\"\nprobe_prompt = {PROBE_PROMPT:?}\n"
+        "listen = \"127.0.0.1:0\"\n\n{}\n[health]\nprobe_interval = \"1h\"\nprobe_prompt = {PROBE_PROMPT:?}\n",
+        crate::load::ROUTER_AUTH_TOML
     );
     for (region, sim) in sims {
         out.push_str(&format!(

@@ -112,16 +112,18 @@ async fn start_services(
         sims.push((region.clone(), sim));
     }
     let router_toml = format!(
-        "listen = \"127.0.0.1:0\"\n[health]\nprobe_interval = \"10s\"\nprobe_timeout = \"10s\"\nunhealthy_after = 3\neject_base = \"5s\"\neject_max = \"30s\"\n{providers}"
+        "listen = \"127.0.0.1:0\"\n[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n[health]\nprobe_interval = \"10s\"\nprobe_timeout = \"10s\"\nunhealthy_after = 3\neject_base = \"5s\"\neject_max = \"30s\"\n{providers}"
     );
     let cors_origins = inherited_cors_origins();
     let cors = cors_origins.clone();
-    let router_env = move |k: &str| {
-        if k == "CORS_ORIGINS" {
-            cors.clone()
-        } else {
-            None
-        }
+    // A fresh inference token per demo run, given to the router and the runner only:
+    // the demo runs the real authenticated path (router.md, [auth]).
+    let inference_token = hex::encode(keys::generate().to_bytes());
+    let router_token = inference_token.clone();
+    let router_env = move |k: &str| match k {
+        "CORS_ORIGINS" => cors.clone(),
+        "ROUTER_INFERENCE_TOKEN" => Some(router_token.clone()),
+        _ => None,
     };
     let router_cfg = beacon_router::Config::from_toml(&router_toml, &router_env)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -137,6 +139,7 @@ async fn start_services(
         "ROUTER_URL" => Some(router_url.clone()),
         "RUNNER_SIGNING_KEY" => Some(beacon_core::signing::encode_signing_key(&runner_key)),
         "RUNNER_ADMIN_TOKEN" => Some(token.clone()),
+        "ROUTER_TOKEN" => Some(inference_token.clone()),
         "CORS_ORIGINS" => cors.clone(),
         _ => None,
     };

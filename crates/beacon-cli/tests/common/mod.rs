@@ -17,6 +17,9 @@ pub struct EuStack {
     pub runner: RunnerHandle,
 }
 
+/// The test router's inference token (the runner sends it as ROUTER_TOKEN).
+pub const ROUTER_TOKEN: &str = "beacon-cli-test-router-token-0123";
+
 impl EuStack {
     /// `runner_toml` is the runner's configuration file (its `listen` and tables).
     pub async fn start(runner_toml: &str) -> EuStack {
@@ -25,11 +28,14 @@ impl EuStack {
             .await
             .unwrap();
         let router_toml = format!(
-            "listen = \"127.0.0.1:0\"\n[[providers]]\nname = \"sim-eu\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"{}/\"\nmodels = [\"llama3.2-1b\", \"mistral-7b\"]\n",
+            "listen = \"127.0.0.1:0\"\n[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n[[providers]]\nname = \"sim-eu\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"{}/\"\nmodels = [\"llama3.2-1b\", \"mistral-7b\"]\n",
             sim.url()
         );
         let router = beacon_router::start(
-            beacon_router::Config::from_toml(&router_toml, &|_| None).unwrap(),
+            beacon_router::Config::from_toml(&router_toml, &|k| {
+                (k == "ROUTER_INFERENCE_TOKEN").then(|| ROUTER_TOKEN.to_string())
+            })
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -38,6 +44,7 @@ impl EuStack {
         let env = move |k: &str| match k {
             "DATABASE_URL" => Some(db.clone()),
             "ROUTER_URL" => Some(r.clone()),
+            "ROUTER_TOKEN" => Some(ROUTER_TOKEN.to_string()),
             _ => None,
         };
         let runner =

@@ -2,14 +2,16 @@
 //! OpenAI-compatible front door). If the caller disconnects, axum drops this future and
 //! with it the upstream request: the provider sees the connection close.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use beacon_core::wire::{InferenceRequest, InferenceResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
 use serde::Deserialize;
@@ -17,8 +19,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::AppState;
+use super::auth;
 use crate::error::ApiError;
-use crate::idempotency::Lookup;
+use crate::idempotency::{Caller, Lookup};
 use crate::routing::Routed;
 
 /// Longest `Idempotency-Key` accepted.
@@ -46,12 +49,33 @@ fn body_refusal(app: &AppState, e: &BytesRejection) -> (u16, String, &'static st
     }
 }
 
+/// The peer address, when the server was built with connect info (it is in `app.rs`).
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn caller(app: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Caller> {
+    auth::identify(&app.config.inference_auth, headers, peer.map(|p| (p.0).0))
+}
+
+/// `WWW-Authenticate: Bearer` on a 401 (RFC 6750).
+fn challenge(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
+}
+
 pub async fn inference(
     State(app): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
+    // First: nothing is read, parsed, cached or bought for an unknown caller.
+    let Some(caller) = caller(&app, &headers, peer) else {
+        let f = Failure::new(ErrorCode::Unauthorized, Stage::Validation, auth::REFUSED)
+            .with_transient(false);
+        return challenge(answer(401, InferenceResponse::failed(f), false));
+    };
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -90,7 +114,7 @@ pub async fn inference(
         }
         Some(k) => match app
             .idempotency
-            .run(k, &req, || app.router.infer(&req))
+            .run(caller, k, &req, || app.router.infer(&req))
             .await
         {
             Lookup::Answer(r, replayed) => (r, replayed),
@@ -181,9 +205,13 @@ fn openai_error(status: u16, message: &str, code: &str, retry_after: Option<f64>
 
 pub async fn chat_completions(
     State(app): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if caller(&app, &headers, peer).is_none() {
+        return challenge(openai_error(401, auth::REFUSED, "UNAUTHORIZED", None));
+    }
     let body = match body {
         Ok(b) => b,
         Err(e) => {

@@ -4,6 +4,7 @@
 //! servers and operators.
 
 mod admin;
+mod auth;
 mod inference;
 mod status;
 

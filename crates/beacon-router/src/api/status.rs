@@ -128,6 +128,18 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             f64::from(p.in_flight()),
         );
     }
+    // What the Idempotency-Key cache holds ([idempotency] max_bytes bounds the bytes).
+    let cache = &app.idempotency;
+    app.metrics.gauge(
+        "beacon_router_idempotency_cache_bytes",
+        Vec::new(),
+        cache.weighted_size().await as f64,
+    );
+    app.metrics.gauge(
+        "beacon_router_idempotency_cache_entries",
+        Vec::new(),
+        cache.entry_count().await as f64,
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

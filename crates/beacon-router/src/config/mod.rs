@@ -2,6 +2,7 @@
 //! `*_env` variables and contradictions are errors that name the key; the process
 //! exits 64 on them. A secret-free summary says what the router runs with.
 
+mod auth;
 mod cors;
 mod provider;
 
@@ -13,6 +14,7 @@ use beacon_core::Region;
 use beacon_core::duration::parse_duration;
 use serde::{Deserialize, Deserializer};
 
+pub use auth::{InferenceAuth, MIN_TOKEN_LEN};
 pub use beacon_service::ConfigError;
 use beacon_service::config_error as err;
 pub use cors::{CorsOrigins, DEFAULT_CORS_ORIGINS};
@@ -90,6 +92,31 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Default bound on the bytes the `Idempotency-Key` cache holds (64 MiB).
+pub const DEFAULT_IDEMPOTENCY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The `[idempotency]` table: how long, and how many bytes of, answers are kept for
+/// repeats of an `Idempotency-Key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    /// How long an answer is kept after it was stored; then it is dropped.
+    #[serde(deserialize_with = "de_duration")]
+    pub ttl: Duration,
+    /// Bytes of kept answers (with their keys) at most; the least recently used go
+    /// first. Also bounds the number of keys: each weighs at least a few hundred bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            ttl: Duration::from_secs(600),
+            max_bytes: DEFAULT_IDEMPOTENCY_MAX_BYTES,
+        }
+    }
+}
+
 /// A byte limit must be at least 1 and at most [`MAX_BYTE_LIMIT`].
 fn check_bytes(key: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
@@ -117,6 +144,10 @@ struct RawConfig {
     #[serde(default)]
     limits: LimitsConfig,
     #[serde(default)]
+    auth: auth::RawAuth,
+    #[serde(default)]
+    idempotency: IdempotencyConfig,
+    #[serde(default)]
     providers: Vec<RawProvider>,
 }
 
@@ -134,6 +165,9 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     pub health: HealthConfig,
     pub limits: LimitsConfig,
+    /// Who may call the inference routes (`[auth]`).
+    pub inference_auth: InferenceAuth,
+    pub idempotency: IdempotencyConfig,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -180,6 +214,11 @@ impl Config {
         check_health(&raw.health)?;
         check_bytes("limits.max_response_bytes", raw.limits.max_response_bytes)?;
         check_bytes("limits.max_request_bytes", raw.limits.max_request_bytes)?;
+        let inference_auth = auth::read(&raw.auth, env)?;
+        if raw.idempotency.ttl.is_zero() {
+            return Err(err("idempotency.ttl", "must be longer than 0"));
+        }
+        check_bytes("idempotency.max_bytes", raw.idempotency.max_bytes)?;
         if raw.providers.is_empty() {
             return Err(err(
                 "providers",
@@ -203,6 +242,8 @@ impl Config {
             cors_origins,
             health: raw.health,
             limits: raw.limits,
+            inference_auth,
+            idempotency: raw.idempotency,
             providers,
         })
     }
@@ -221,8 +262,9 @@ impl Config {
     /// What the router runs with, safe to log: no URLs with credentials, no tokens.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "listen={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} providers={}",
+            "listen={} inference_auth={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} idempotency(ttl/max_bytes)={:?}/{} providers={}",
             self.listen,
+            self.inference_auth.describe(),
             if self.admin_token.is_some() {
                 "on"
             } else {
@@ -233,6 +275,8 @@ impl Config {
             self.health.probe_timeout,
             self.health.unhealthy_after,
             self.limits.max_request_bytes,
+            self.idempotency.ttl,
+            self.idempotency.max_bytes,
             self.providers.len()
         );
         for p in &self.providers {

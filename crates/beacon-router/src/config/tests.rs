@@ -8,6 +8,7 @@ fn no_env(_: &str) -> Option<String> {
 
 const ONE: &str = r#"
     listen = "127.0.0.1:0"
+    auth.allow_unauthenticated = true
     [[providers]]
     name = "sim-eu-west"
     kind = "modal"
@@ -37,8 +38,15 @@ fn a_minimal_file_reads_with_defaults() {
 #[test]
 fn the_deploy_example_is_valid() {
     let text = include_str!("../../../../deploy/router.example.toml");
-    let env = |k: &str| matches!(k, "ROUTER_ADMIN_TOKEN" | "MODAL_TOKEN").then(|| "t".to_string());
+    let env = |k: &str| {
+        matches!(
+            k,
+            "ROUTER_ADMIN_TOKEN" | "MODAL_TOKEN" | "ROUTER_INFERENCE_TOKEN"
+        )
+        .then(|| "t0123456789abcdef".to_string())
+    };
     let c = Config::from_toml(text, &env).unwrap();
+    assert!(matches!(c.inference_auth, InferenceAuth::Tokens(_)));
     let regions: Vec<String> = c.regions().iter().map(|r| r.to_string()).collect();
     assert_eq!(regions, ["us-east", "eu-west", "asia-pacific"]);
     assert!(
@@ -61,7 +69,18 @@ fn refusals_name_the_key() {
             ONE.replace("kind = \"modal\"", "kind = \"modal\"\nsurprise = true"),
             "line",
         ),
-        ("listen = \"127.0.0.1:0\"".to_string(), "providers"),
+        (
+            "listen = \"127.0.0.1:0\"\nauth.allow_unauthenticated = true".to_string(),
+            "providers",
+        ),
+        (
+            format!("{ONE}\n[idempotency]\nmax_bytes = 0\n"),
+            "idempotency.max_bytes",
+        ),
+        (
+            format!("{ONE}\n[idempotency]\nttl = \"0s\"\n"),
+            "idempotency.ttl",
+        ),
         (
             format!("{ONE}{}", &ONE[ONE.find("[[providers]]").unwrap()..]),
             "providers[1].name",
@@ -171,4 +190,65 @@ fn cors_origins_default_to_local_development_and_show_in_the_summary() {
     let env = |k: &str| (k == "CORS_ORIGINS").then(|| "localhost:3000".to_string());
     let e = Config::from_toml(ONE, &env).unwrap_err();
     assert_eq!(e.key, "CORS_ORIGINS", "{e}");
+}
+
+/// Without tokens (`ONE` minus its `auth` line).
+fn without_auth() -> String {
+    ONE.replace("auth.allow_unauthenticated = true", "")
+}
+
+#[test]
+fn inference_needs_a_token_unless_unauthenticated_use_is_stated() {
+    // Neither a token nor allow_unauthenticated: a configuration error naming the key.
+    let e = Config::from_toml(&without_auth(), &no_env).unwrap_err();
+    assert_eq!(e.key, "auth.inference_token_env", "{e}");
+    assert!(e.message.contains("allow_unauthenticated"), "{e}");
+    let with_env = format!(
+        "{}\n[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n",
+        without_auth()
+    );
+    // Named but not set.
+    let e = Config::from_toml(&with_env, &no_env).unwrap_err();
+    assert_eq!(e.key, "auth.inference_token_env", "{e}");
+    assert!(e.message.contains("ROUTER_INFERENCE_TOKEN"), "{e}");
+    // Too short to be a secret.
+    let short = |k: &str| (k == "ROUTER_INFERENCE_TOKEN").then(|| "abc".to_string());
+    let e = Config::from_toml(&with_env, &short).unwrap_err();
+    assert_eq!(e.key, "auth.inference_token_env", "{e}");
+    // Both: a contradiction.
+    let both = format!("{with_env}allow_unauthenticated = true\n");
+    let e = Config::from_toml(&both, &no_env).unwrap_err();
+    assert_eq!(e.key, "auth.allow_unauthenticated", "{e}");
+    // Two tokens (rotation); neither appears in the summary or Debug.
+    let two = |k: &str| {
+        (k == "ROUTER_INFERENCE_TOKEN")
+            .then(|| " old-token-0123456789 , new-token-0123456789 ".to_string())
+    };
+    let c = Config::from_toml(&with_env, &two).unwrap();
+    let InferenceAuth::Tokens(tokens) = &c.inference_auth else {
+        panic!("tokens expected")
+    };
+    assert_eq!(tokens, &["old-token-0123456789", "new-token-0123456789"]);
+    let shown = format!("{} {c:?} {:?}", c.summary(), c.inference_auth);
+    assert!(!shown.contains("token-0123456789"), "{shown}");
+    assert!(
+        shown.contains("inference_auth=bearer(2 token(s))"),
+        "{shown}"
+    );
+    // Stated unauthenticated use.
+    let c = Config::from_toml(ONE, &no_env).unwrap();
+    assert!(matches!(c.inference_auth, InferenceAuth::Open));
+}
+
+#[test]
+fn the_idempotency_cache_defaults_to_ten_minutes_and_64_mib() {
+    let c = Config::from_toml(ONE, &no_env).unwrap();
+    assert_eq!(c.idempotency.ttl, Duration::from_secs(600));
+    assert_eq!(c.idempotency.max_bytes, 64 * 1024 * 1024);
+    let text = format!("{ONE}\n[idempotency]\nttl = \"30s\"\nmax_bytes = 1000000\n");
+    let c = Config::from_toml(&text, &no_env).unwrap();
+    assert_eq!(
+        (c.idempotency.ttl, c.idempotency.max_bytes),
+        (Duration::from_secs(30), 1_000_000)
+    );
 }

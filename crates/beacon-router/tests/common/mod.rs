@@ -33,12 +33,22 @@ pub fn provider(name: &str, region: &str, sim: &SimHandle, extra: &str) -> Strin
 /// Fast health settings so state changes happen in milliseconds.
 pub const FAST_HEALTH: &str = "[health]\nprobe_interval = \"2s\"\nprobe_timeout = \"2s\"\nunhealthy_after = 3\neject_base = \"400ms\"\neject_max = \"2s\"\nskip_probe_if_live_success_within = \"30s\"\n";
 
+/// The inference token of the test routers (`ROUTER_INFERENCE_TOKEN`); [`http`] sends it.
+pub const TOKEN: &str = "beacon-router-test-token-0123456789";
+/// The `[auth]` line of the test routers (as a dotted key, so it fits before any table).
+pub const AUTH: &str = "auth.inference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n";
+
+/// A router from `toml_text` (without `listen`); unless the text has its own `auth`
+/// settings, inference takes [`TOKEN`].
 pub async fn router_with(toml_text: &str, env: &[(&str, &str)]) -> RouterHandle {
-    let text = format!("listen = \"127.0.0.1:0\"\n{toml_text}");
-    let vars: Vec<(String, String)> = env
+    let own = toml_text.contains("[auth]") || toml_text.lines().any(|l| l.starts_with("auth."));
+    let auth = if own { "" } else { AUTH };
+    let text = format!("listen = \"127.0.0.1:0\"\n{auth}{toml_text}");
+    let mut vars: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    vars.push(("ROUTER_INFERENCE_TOKEN".into(), TOKEN.into()));
     let lookup = move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let config = Config::from_toml(&text, &lookup).unwrap_or_else(|e| panic!("{e}\n{text}"));
     beacon_router::start(config).await.unwrap()
@@ -48,8 +58,24 @@ pub async fn router(providers: &[String]) -> RouterHandle {
     router_with(&format!("{FAST_HEALTH}{}", providers.concat()), &[]).await
 }
 
+/// A client that sends [`TOKEN`] on every request, as the runner does.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::new()
+    client_with_token(Some(TOKEN))
+}
+
+/// A client sending `Authorization: Bearer <token>`, or nothing.
+pub fn client_with_token(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {t}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// POST /inference; returns (status, body).

@@ -39,7 +39,8 @@ struct Checks {
 
 /// Each dependency's status: `healthy`, or `down` / `failing` with the reason. A
 /// database that answers reads but refuses writes (a full disk) is `failing`; a router
-/// that answers while the breaker still holds calls back is `degraded`.
+/// that answers while the breaker still holds calls back is `degraded`; one that
+/// refused our token on the last inference is `unauthorized`.
 async fn checks(app: &AppState) -> Checks {
     // Bounded: during an outage the pool would wait its whole acquire timeout.
     let db = match tokio::time::timeout(Duration::from_secs(2), app.ctx.store.ping()).await {
@@ -54,8 +55,11 @@ async fn checks(app: &AppState) -> Checks {
         (Ok(()), Some(_)) => "failing",
         (Ok(()), None) => "healthy",
     };
+    // Learnt from the last inference: the router's public routes answer anyway.
+    let refused = app.ctx.router.token_refused();
     let router_status = match (&router, breaker) {
         (Err(_), _) => "down",
+        (Ok(_), _) if refused => "unauthorized",
         (Ok(_), crate::router::BreakerState::Open) => "degraded",
         (Ok(_), _) => "healthy",
     };
@@ -64,7 +68,10 @@ async fn checks(app: &AppState) -> Checks {
          "error": db.err(), "writes_failing": writes},
         {"name": "router", "status": router_status,
          "router_status": router.as_ref().ok().and_then(|v| v.get("status").cloned()),
-         "error": router.err().map(|f| f.message), "breaker": breaker},
+         "error": router.err().map(|f| f.message).or_else(|| refused.then(|| {
+             "the router refuses this runner's inference token (ROUTER_TOKEN): ROUTER_UNAUTHORIZED".to_string()
+         })),
+         "breaker": breaker},
         {"name": "scheduler", "status": "healthy", "jobs_running": app.ctx.jobs.len()},
     ]);
     Checks {

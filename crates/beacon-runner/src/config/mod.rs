@@ -25,6 +25,8 @@ pub use sections::{
 
 /// Environment names of the router URL, in the order they are reported.
 pub const ROUTER_URL_KEYS: [&str; 3] = ["ROUTER_URL", "HYBRID_ROUTER_URL", "HYBRID_BASE"];
+/// Environment name of the router's inference token (the router's `[auth]`).
+pub const ROUTER_TOKEN_KEY: &str = "ROUTER_TOKEN";
 /// Environment names of the router timeout (seconds).
 pub const ROUTER_TIMEOUT_KEYS: [&str; 3] =
     ["ROUTER_TIMEOUT", "HYBRID_ROUTER_TIMEOUT", "HYBRID_TIMEOUT"];
@@ -37,6 +39,9 @@ struct RawConfig {
     router_url: Option<String>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     router_timeout: Option<Duration>,
+    /// Name of the environment variable holding the router's inference token
+    /// (`ROUTER_TOKEN` itself wins when set).
+    router_token_env: Option<String>,
     instance_id: Option<String>,
     cors_origins: Option<Vec<String>>,
     /// Job submissions per minute per client address.
@@ -68,6 +73,8 @@ pub struct Config {
     pub router_url_source: String,
     /// Upper bound of one router call; the spec's provider timeout is usually smaller.
     pub router_timeout: Duration,
+    /// Sent as `Authorization: Bearer` on every router call; never logged or shown.
+    pub router_token: Option<String>,
     pub instance_id: String,
     pub cors_origins: Vec<String>,
     pub submissions_per_minute: u32,
@@ -143,6 +150,8 @@ impl Config {
             None => raw.router_timeout.unwrap_or(Duration::from_secs(660)),
         };
 
+        let router_token = router_token(&env, raw.router_token_env.as_deref())?;
+
         let listen_text = raw.listen.unwrap_or_else(|| "0.0.0.0:8080".into());
         let mut listen: SocketAddr = listen_text
             .parse()
@@ -197,6 +206,7 @@ impl Config {
             router_url,
             router_url_source,
             router_timeout,
+            router_token,
             instance_id,
             cors_origins,
             submissions_per_minute: raw.submissions_per_minute.unwrap_or(120),
@@ -214,7 +224,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let db = redact_db_url(&self.database_url);
         format!(
-            "instance={} listen={} database={} router={} (from {}) router_timeout={:?} signatures={:?} trusted_keys={} \
+            "instance={} listen={} database={} router={} (from {}) router_timeout={:?} router_token={} signatures={:?} trusted_keys={} \
              concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={}",
             self.instance_id,
             self.listen,
@@ -222,6 +232,11 @@ impl Config {
             beacon_service::redact::connection_string(self.router_url.as_str()),
             self.router_url_source,
             self.router_timeout,
+            if self.router_token.is_some() {
+                "set"
+            } else {
+                "not set"
+            },
             self.signatures.policy,
             self.signatures.trusted_keys.len(),
             self.scheduler.max_concurrency,
@@ -266,6 +281,35 @@ fn router_url(
             )),
         },
     }
+}
+
+/// The router's inference token: `ROUTER_TOKEN`, else the variable the file's
+/// `router_token_env` names (which must then be set). None: calls carry no token (a
+/// router with `allow_unauthenticated`, local use).
+fn router_token(
+    env: &dyn Fn(&str) -> Option<String>,
+    file_var: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    let token = match (env(ROUTER_TOKEN_KEY), file_var) {
+        (Some(t), _) => (ROUTER_TOKEN_KEY, t),
+        (None, Some(var)) => match env(var) {
+            Some(t) => ("router_token_env", t),
+            None => {
+                return Err(err(
+                    "router_token_env",
+                    format!("environment variable {var} is not set"),
+                ));
+            }
+        },
+        (None, None) => return Ok(None),
+    };
+    let (key, value) = token;
+    // It goes into an HTTP header: visible ASCII only, so a stray newline or space
+    // fails here rather than as a 401 on every call.
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err(key, "must be visible ASCII characters without spaces"));
+    }
+    Ok(Some(value))
 }
 
 /// The first set variable among `keys`; the others, when set, must agree.
@@ -399,6 +443,42 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "scheduler.heartbeat");
+    }
+
+    #[test]
+    fn the_router_token_comes_from_router_token_or_the_named_variable_and_is_never_shown() {
+        let c = Config::from_toml("", &env_of(&[("ROUTER_URL", "http://r")])).unwrap();
+        assert!(c.router_token.is_none());
+        assert!(c.summary().contains("router_token=not set"));
+        let c = Config::from_toml(
+            "",
+            &env_of(&[("ROUTER_URL", "http://r"), ("ROUTER_TOKEN", "s3cret-token")]),
+        )
+        .unwrap();
+        assert_eq!(c.router_token.as_deref(), Some("s3cret-token"));
+        let shown = format!("{} {c:?}", c.summary());
+        assert!(
+            shown.contains("router_token=set") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let file = "router_token_env = \"RAILWAY_ROUTER_TOKEN\"";
+        let e = Config::from_toml(file, &env_of(&[("ROUTER_URL", "http://r")])).unwrap_err();
+        assert_eq!(e.key, "router_token_env", "{e}");
+        let c = Config::from_toml(
+            file,
+            &env_of(&[
+                ("ROUTER_URL", "http://r"),
+                ("RAILWAY_ROUTER_TOKEN", "from-file-var"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.router_token.as_deref(), Some("from-file-var"));
+        let e = Config::from_toml(
+            "",
+            &env_of(&[("ROUTER_URL", "http://r"), ("ROUTER_TOKEN", "two words")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "ROUTER_TOKEN", "{e}");
     }
 
     #[test]

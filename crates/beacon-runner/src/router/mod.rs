@@ -3,10 +3,14 @@
 //! `GET /providers` for what the router serves. Router-level trouble (unreachable,
 //! timeouts, 5xx without an answer) feeds the circuit breaker; a provider failure the
 //! router reports properly does not. Every answer body is read with a byte limit.
+//! Every call carries the router's inference token (`ROUTER_TOKEN`) when one is set; a
+//! 401 is `ROUTER_UNAUTHORIZED`, a configuration fact that bought nothing and is never
+//! retried, and the health routes report it until a call is accepted again.
 
 mod breaker;
 mod catalog;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use beacon_core::wire::{InferenceRequest, InferenceResponse, ProvidersResponse};
@@ -41,11 +45,29 @@ pub struct RouterClient {
     /// Bytes of one answer body read at most (`limits.max_router_body_bytes`).
     max_body: u64,
     pub breaker: Breaker,
+    /// The router answered the last inference with 401 (it refuses our token).
+    token_refused: AtomicBool,
 }
 
 impl RouterClient {
-    pub fn new(base: reqwest::Url, breaker: BreakerConfig, max_body: u64) -> RouterClient {
+    /// `token`: sent as `Authorization: Bearer` on every call (marked sensitive, so
+    /// it is never shown in `Debug` output of the requests).
+    pub fn new(
+        base: reqwest::Url,
+        breaker: BreakerConfig,
+        max_body: u64,
+        token: Option<&str>,
+    ) -> RouterClient {
+        let mut headers = reqwest::header::HeaderMap::new();
+        // Config checked the token is visible ASCII, so it always makes a header.
+        if let Some(Ok(mut v)) =
+            token.map(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")))
+        {
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
@@ -56,7 +78,13 @@ impl RouterClient {
             base,
             max_body,
             breaker: Breaker::new(breaker),
+            token_refused: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the router refused this runner's token on the last inference.
+    pub fn token_refused(&self) -> bool {
+        self.token_refused.load(Ordering::Relaxed)
     }
 
     fn url(&self, path: &str) -> String {
@@ -97,6 +125,25 @@ impl RouterClient {
             }
         };
         let status = resp.status().as_u16();
+        // The router checks the token before it reads the request: a 401 bought nothing.
+        self.token_refused.store(status == 401, Ordering::Relaxed);
+        if status == 401 {
+            // Not the router's health: the breaker stays as it is.
+            permit.neutral();
+            let failure = Failure::new(
+                ErrorCode::RouterUnauthorized,
+                Stage::Router,
+                "the router refused this runner's inference token (HTTP 401): set ROUTER_TOKEN \
+                 to one of the router's [auth] tokens",
+            )
+            .with_http_status(401)
+            .with_url(self.base.as_str())
+            .with_transient(false);
+            return CallResult::Failed {
+                failure,
+                bought: false,
+            };
+        }
         let bytes = match read_bounded(resp, self.max_body).await {
             Ok(b) => b,
             Err(BodyError::TooLarge { declared, .. }) => {

@@ -132,6 +132,7 @@ pub fn runner_config_with(db_url: &str, router_url: &str, scheduler: &str, table
             &SigningKey::from_bytes(&[9u8; 32]),
         )),
         "RUNNER_ADMIN_TOKEN" => Some("runner-admin-token".to_string()),
+        "ROUTER_TOKEN" => Some(ROUTER_TOKEN.to_string()),
         _ => None,
     };
     Config::from_toml(&toml_text, &env).unwrap_or_else(|e| panic!("{e}\n{toml_text}"))
@@ -173,7 +174,7 @@ impl Stack {
             sims.push((region, sim));
         }
         let router_toml = router_toml(&sims, "127.0.0.1:0", opts.unhealthy_after);
-        let router_cfg = beacon_router::Config::from_toml(&router_toml, &|_| None).unwrap();
+        let router_cfg = beacon_router::Config::from_toml(&router_toml, &router_env).unwrap();
         let router = beacon_router::start(router_cfg).await.unwrap();
         let runner = beacon_runner::start(runner_config_with(
             &db.url,
@@ -333,8 +334,16 @@ impl Stack {
     }
 }
 
+/// The inference token of the test routers; every test runner sends it (ROUTER_TOKEN).
+pub const ROUTER_TOKEN: &str = "beacon-runner-test-router-token-42";
+
+/// The environment of the test routers: their inference token.
+pub fn router_env(k: &str) -> Option<String> {
+    (k == "ROUTER_INFERENCE_TOKEN").then(|| ROUTER_TOKEN.to_string())
+}
+
 /// A router configuration with one Modal provider per simulator, listening on
-/// `listen`; `unhealthy_after` defaults to 3.
+/// `listen`; `unhealthy_after` defaults to 3. Inference needs [`ROUTER_TOKEN`].
 pub fn router_toml(
     sims: &[(&'static str, SimHandle)],
     listen: &str,
@@ -348,7 +357,7 @@ pub fn router_toml(
         ));
     }
     format!(
-        "listen = \"{listen}\"\n[health]\nprobe_interval = \"30s\"\nunhealthy_after = {}\neject_base = \"300ms\"\neject_max = \"1s\"\n{providers}",
+        "listen = \"{listen}\"\n[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n[health]\nprobe_interval = \"30s\"\nunhealthy_after = {}\neject_base = \"300ms\"\neject_max = \"1s\"\n{providers}",
         unhealthy_after.unwrap_or(3)
     )
 }
