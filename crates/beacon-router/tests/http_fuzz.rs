@@ -99,10 +99,18 @@ fn cases() -> impl Strategy<Value = Case> {
     prop_oneof![4 => inference, 3 => chat, 2 => header, 2 => get, 1 => admin]
 }
 
-/// A client that opens a connection per request (an early refusal closes a pooled
-/// connection, which would fail the next request on the client's side).
+/// A client that sends the test routers' inference token (so the cases reach the checks
+/// behind it; a hostile `authorization` header replaces it) and opens a connection per
+/// request (an early refusal closes a pooled connection, which would fail the next
+/// request on the client's side).
 fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {TOKEN}").parse().unwrap(),
+    );
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(0)
         .build()
         .unwrap()

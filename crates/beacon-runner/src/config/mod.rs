@@ -503,6 +503,7 @@ mod tests {
                 ),
                 ("RUNNER_ADMIN_TOKEN", "tok-123"),
                 ("RUNNER_CONTROL_TOKEN", "ctl-456"),
+                ("ROUTER_TOKEN", "router-token-789"),
             ]),
         )
         .unwrap();
