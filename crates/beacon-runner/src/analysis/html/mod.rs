@@ -3,7 +3,7 @@
 //! `default-src 'none'` policy and when saved to a file and opened later.
 //!
 //! Every string taken from the report goes through [`escape`], in element content and
-//! in attribute values alike; CSS classes that depend on report values (status,
+//! in attribute values alike (it also shows bidi controls as `[U+202E]` markers); CSS classes that depend on report values (status,
 //! classification, risk level) are picked from fixed lists, never copied from the report.
 
 mod group;
@@ -46,7 +46,8 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values, and shows invisible
+/// direction controls as a visible `[U+XXXX]` (see [`neutralised`]).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -56,10 +57,31 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if neutralised(c) => out.push_str(&format!("[U+{:04X}]", u32::from(c))),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Characters that change how the text around them is displayed without being seen
+/// themselves, so an answer could make the page show something other than what was
+/// stored (a right-to-left override reverses the rest of a line): the Unicode
+/// `Bidi_Control` characters (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069),
+/// the deprecated format controls U+206A–U+206F (symmetric swapping, digit shapes)
+/// and U+FEFF inside text. Zero-width joiners and non-joiners stay: Persian, Indic
+/// scripts and emoji sequences need them and they cannot reorder text.
+fn neutralised(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{206A}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
 }
 
 /// A score with two decimals (the page's and `data-divergence`'s format).
