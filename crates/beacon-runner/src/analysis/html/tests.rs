@@ -49,6 +49,8 @@ fn group(question_id: &str, model_id: &str, answers: Vec<Answer>, refused: &[&st
             .map(|r| (r.to_string(), refused.contains(r)))
             .collect(),
         key_differences: Vec::new(),
+        tally: crate::analysis::groups::tally(&answers),
+        answers_total: answers.len() as u64,
         answers,
     }
 }
@@ -81,6 +83,10 @@ fn report(groups: Vec<Group>, simulated: bool) -> Report {
             summary: "summary".into(),
             recommendation: "HIGH RISK: review".into(),
         },
+        answers_total: 6,
+        answers_included: 6,
+        answers_truncated: false,
+        answers_export: crate::analysis::answers_export("job-1"),
     }
 }
 
