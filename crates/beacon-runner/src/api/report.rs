@@ -303,3 +303,114 @@ pub async fn answers_jsonl(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use beacon_core::status::JobStatus;
+    use serde_json::json;
+
+    fn report(id: &str, answer_bytes: usize) -> Arc<Report> {
+        let mut r = crate::analysis::build(&job(id), &empty_plan(), &[], json!({}));
+        // One group with one long answer: the weight follows the text.
+        r.groups.push(crate::analysis::Group {
+            question_id: "q".into(),
+            question: "q?".into(),
+            category: "c".into(),
+            sensitive: false,
+            markers: Vec::new(),
+            model_id: "m".into(),
+            divergence: None,
+            pairs: Vec::new(),
+            within_region_divergence: None,
+            divergence_beyond_noise: None,
+            censorship: Default::default(),
+            key_differences: Vec::new(),
+            tally: Default::default(),
+            answers_total: 1,
+            answers: vec![Answer {
+                execution_id: "e".into(),
+                region: "us-east".into(),
+                run_index: 0,
+                status: "completed".into(),
+                classification: "substantive".into(),
+                response: Some("x".repeat(answer_bytes)),
+                length: answer_bytes,
+                markers_present: Vec::new(),
+                provider_id: None,
+                provider_region_label: None,
+                latency_ms: None,
+                receipt_sha256: None,
+                simulated: false,
+                failure_code: None,
+            }],
+        });
+        Arc::new(r)
+    }
+
+    fn empty_plan() -> StoredPlan {
+        serde_json::from_value(json!({"questions": [], "models": [], "regions": ["us-east"], "runs": 1,
+            "temperature": 0.0, "max_tokens": 1, "timeout_ms": 1, "provider_timeout_ms": 1, "trace_id": "t"}))
+        .unwrap()
+    }
+
+    fn job(id: &str) -> JobRecord {
+        let now = chrono::Utc::now();
+        JobRecord {
+            id: id.into(),
+            spec_json: String::new(),
+            spec_sha256: String::new(),
+            benchmark: None,
+            plan_json: json!({}),
+            status: JobStatus::Completed,
+            min_success_rate: 0.5,
+            min_regions: 0,
+            total: 1,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            failure_reason: None,
+            failure_message: None,
+            submitter_key: None,
+            idempotency_key: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            cancel_requested_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_by_bytes_not_by_count() {
+        // 1 MiB of reports; each about 100 KB: never more than about ten held,
+        // although a count bound of 256 would keep all forty.
+        let cache = ReportCache::with_capacity(1024 * 1024);
+        let one = weight(&report("x", 100_000));
+        assert!((100_000..120_000).contains(&one), "{one}");
+        for i in 0..40 {
+            let id = format!("job-{i}");
+            cache
+                .insert((id.clone(), "completed".into()), report(&id, 100_000))
+                .await;
+            assert!(cache.weighted_size().await <= 1024 * 1024);
+        }
+        let mut held = 0;
+        for i in 0..40 {
+            held += usize::from(
+                cache
+                    .contains(&(format!("job-{i}"), "completed".into()))
+                    .await,
+            );
+        }
+        assert!((1..=10).contains(&held), "{held} held");
+        // A small report still fits; forget drops every version of a job.
+        cache
+            .insert(("small".into(), "completed".into()), report("small", 10))
+            .await;
+        cache
+            .insert(("small".into(), "live-1".into()), report("small", 10))
+            .await;
+        cache.forget("small");
+        assert!(!cache.contains(&("small".into(), "completed".into())).await);
+        assert!(!cache.contains(&("small".into(), "live-1".into())).await);
+    }
+}
