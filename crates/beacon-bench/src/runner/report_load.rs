@@ -109,13 +109,17 @@ async fn seed(backend: Backend, url: &str, job: &str) -> anyhow::Result<()> {
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(url).await?;
             for s in &statements {
-                sqlx::raw_sql(AssertSqlSafe(s.clone())).execute(&mut c).await?;
+                sqlx::raw_sql(AssertSqlSafe(s.clone()))
+                    .execute(&mut c)
+                    .await?;
             }
         }
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(url).await?;
             for s in &statements {
-                sqlx::raw_sql(AssertSqlSafe(s.clone())).execute(&mut c).await?;
+                sqlx::raw_sql(AssertSqlSafe(s.clone()))
+                    .execute(&mut c)
+                    .await?;
             }
         }
     }
@@ -150,7 +154,11 @@ pub async fn measure(ctx: &Ctx, backend: Backend) -> anyhow::Result<ReportLoad> 
     seed(backend, stack.db.url(), &submitted.job_id).await?;
 
     let http = reqwest::Client::new();
-    let base = format!("{}/api/v1/jobs/{}", stack.runner_api.url(), submitted.job_id);
+    let base = format!(
+        "{}/api/v1/jobs/{}",
+        stack.runner_api.url(),
+        submitted.job_id
+    );
     let metrics_url = format!("{}/metrics", stack.runner_api.url());
     let pid = stack.runner.pid();
     let rss_idle = rss_bytes(pid).unwrap_or(0);
@@ -166,10 +174,20 @@ pub async fn measure(ctx: &Ctx, backend: Backend) -> anyhow::Result<ReportLoad> 
     fetches.push(fetch(&http, &report_url, "/report (cached)").await?);
     fetches.push(fetch(&http, &format!("{base}/report.html"), "report.html").await?);
     fetches.push(
-        fetch(&http, &format!("{base}/report.html?page=250"), "report.html?page=250").await?,
+        fetch(
+            &http,
+            &format!("{base}/report.html?page=250"),
+            "report.html?page=250",
+        )
+        .await?,
     );
     fetches.push(
-        fetch(&http, &format!("{base}/report/answers.jsonl"), "report/answers.jsonl").await?,
+        fetch(
+            &http,
+            &format!("{base}/report/answers.jsonl"),
+            "report/answers.jsonl",
+        )
+        .await?,
     );
     let rss_peak = sampler.stop(pid).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

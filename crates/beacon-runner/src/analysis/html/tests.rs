@@ -376,7 +376,7 @@ fn bidi_controls_are_shown_as_markers_not_passed_through() {
     let mut a = answer("us-east", "substantive", &spoof, false);
     a.markers_present = vec!["paid".into()];
     let mut g = group("q1", "m1", vec![a], &[]);
-    g.question = format!("Who \u{202E}paid?");
+    g.question = "Who \u{202E}paid?".to_string();
     g.key_differences = vec![MarkerDifference {
         marker: "paid".into(),
         present_in: vec!["us-east".into()],
