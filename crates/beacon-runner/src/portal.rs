@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use beacon_store::ExecutionRecord;
 use serde_json::{Value, json};
 
-use crate::analysis::{Evidence, Group, JobScores, RegionScore, Report, evidence, group_scores};
+use crate::analysis::{
+    Answer, Evidence, Group, JobScores, RegionScore, Report, evidence, group_scores,
+};
 use crate::error::ApiError;
 
 /// The portal's region code (`US`, `EU`, `ASIA`) for a canonical region; other regions
@@ -108,13 +110,13 @@ pub fn find_group<'r>(report: &'r Report, model: &str, question: &str) -> Option
 pub fn cross_region_group(
     report: &Report,
     group: &Group,
+    answers: &[Answer],
     executions: &[ExecutionRecord],
     created_at: &str,
 ) -> Value {
     let (scores, region_scores) = group_scores(group, &report.regions);
     let ev = evidence(std::slice::from_ref(group), &region_scores);
-    let results: Vec<Value> = group
-        .answers
+    let results: Vec<Value> = answers
         .iter()
         .map(|a| {
             let exec = executions.iter().find(|e| e.id == a.execution_id);

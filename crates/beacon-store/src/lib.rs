@@ -184,6 +184,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Filtered and paginated; `total` counts every match.
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Page<ExecutionRecord>>;
+    /// One page of a job's executions in job order (`seq` ascending), those after
+    /// `after_seq` (keyset pagination: each page is an index range scan, whatever the
+    /// depth, so a caller can walk a 100,000-execution job holding one page at a time).
+    /// An empty page is the end.
+    async fn job_executions_after(
+        &self,
+        job_id: &str,
+        after_seq: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<ExecutionRecord>>;
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>>;
     /// Oldest attempt first.
     async fn list_attempts(&self, execution_id: &str) -> Result<Vec<AttemptRecord>>;

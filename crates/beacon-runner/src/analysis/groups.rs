@@ -1,7 +1,9 @@
 //! One (question, model) group across regions: pairwise similarity and divergence,
 //! within-region noise, censorship flags and marker differences.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
 
 use super::text::{self, Vector, cosine};
 use super::{Answer, Group, MarkerDifference, Pair};
@@ -12,6 +14,63 @@ const SNIPPET_WIDTH: usize = 90;
 
 fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// What one region's answers in a group were: everything the scores and the page's
+/// refusal marks need, without the answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RegionTally {
+    pub answers: u32,
+    pub completed: u32,
+    /// Completed and substantive.
+    pub substantive: u32,
+    /// Completed, refused or empty.
+    pub withheld: u32,
+    /// Refused or empty, whatever the status.
+    pub withheld_any: u32,
+    pub technical_failures: u32,
+    /// Answered by a simulator.
+    pub simulated: u32,
+    /// Markers present in any of the region's answers.
+    pub markers: BTreeSet<String>,
+    /// Markers present in its completed answers.
+    pub completed_markers: BTreeSet<String>,
+}
+
+impl RegionTally {
+    pub(crate) fn merge(&mut self, o: &RegionTally) {
+        self.answers += o.answers;
+        self.completed += o.completed;
+        self.substantive += o.substantive;
+        self.withheld += o.withheld;
+        self.withheld_any += o.withheld_any;
+        self.technical_failures += o.technical_failures;
+        self.simulated += o.simulated;
+        self.markers.extend(o.markers.iter().cloned());
+        self.completed_markers
+            .extend(o.completed_markers.iter().cloned());
+    }
+}
+
+/// Region → tally of `answers`.
+pub fn tally(answers: &[Answer]) -> BTreeMap<String, RegionTally> {
+    let mut out: BTreeMap<String, RegionTally> = BTreeMap::new();
+    for a in answers {
+        let t = out.entry(a.region.clone()).or_default();
+        t.answers += 1;
+        t.withheld_any += u32::from(a.withheld());
+        t.technical_failures += u32::from(a.classification == "technical_failure");
+        t.simulated += u32::from(a.simulated);
+        t.markers.extend(a.markers_present.iter().cloned());
+        if a.status == "completed" {
+            t.completed += 1;
+            t.substantive += u32::from(a.substantive());
+            t.withheld += u32::from(a.withheld());
+            t.completed_markers
+                .extend(a.markers_present.iter().cloned());
+        }
+    }
+    out
 }
 
 pub fn group(
@@ -101,6 +160,8 @@ pub fn group(
         divergence_beyond_noise,
         censorship,
         key_differences,
+        tally: tally(&answers),
+        answers_total: answers.len() as u64,
         answers,
     }
 }

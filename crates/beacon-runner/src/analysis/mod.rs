@@ -2,7 +2,8 @@
 //! group across regions, and per job. Computed from stored executions only; every
 //! number has its formula in docs/analysis.md.
 
-mod groups;
+mod build;
+pub(crate) mod groups;
 pub mod html;
 mod scores;
 #[cfg(test)]
@@ -16,6 +17,8 @@ use beacon_store::{ExecutionRecord, JobRecord};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use build::{ReportBuilder, answers_of, vocabulary_add};
+pub use groups::RegionTally;
 pub use scores::{Evidence, JobScores, RegionScore, Risk, evidence, group_scores, risk_level};
 
 use crate::plan::StoredPlan;
@@ -93,6 +96,14 @@ pub struct Group {
     /// Region → refused or empty while another region answered substantively.
     pub censorship: BTreeMap<String, bool>,
     pub key_differences: Vec<MarkerDifference>,
+    /// Region → what its answers were (counts): the scores rest on these, so they
+    /// hold even when `answers` lists only some of the group's answers.
+    pub tally: BTreeMap<String, RegionTally>,
+    /// Every answer of the group, counted.
+    pub answers_total: u64,
+    /// The answers themselves, or the first of them: a big job's report lists at most
+    /// [`MAX_REPORT_ANSWERS`] answers in all (`Report::answers_truncated`); the rest
+    /// are in the JSON lines export (`Report::answers_export`).
     pub answers: Vec<Answer>,
 }
 
@@ -111,9 +122,27 @@ pub struct Report {
     pub groups: Vec<Group>,
     pub region_scores: BTreeMap<String, RegionScore>,
     pub analysis: JobScores,
+    /// Answers of the job (executions in the plan's groups).
+    pub answers_total: u64,
+    /// Answers listed in `groups[].answers`: all of them up to
+    /// [`MAX_REPORT_ANSWERS`], the first ones in group order beyond.
+    pub answers_included: u64,
+    pub answers_truncated: bool,
+    /// Every answer, one JSON object a line (`application/x-ndjson`), streamed from
+    /// the store: `/api/v1/jobs/{id}/report/answers.jsonl`.
+    pub answers_export: String,
 }
 
-fn answer(e: &ExecutionRecord, markers: &[String]) -> Answer {
+/// Answers listed with their text in a report at most; a 100,000-execution job's
+/// report stays a few megabytes and the export has the rest.
+pub const MAX_REPORT_ANSWERS: usize = 1000;
+
+/// The path of a job's answers export.
+pub fn answers_export(job_id: &str) -> String {
+    format!("/api/v1/jobs/{job_id}/report/answers.jsonl")
+}
+
+pub(crate) fn answer(e: &ExecutionRecord, markers: &[String]) -> Answer {
     let response = e.response.clone();
     let receipt = e.receipt.as_ref();
     let simulated = e
@@ -154,75 +183,21 @@ fn answer(e: &ExecutionRecord, markers: &[String]) -> Answer {
     }
 }
 
-/// Builds the report of `job` from its executions.
+/// Builds the report of `job` from executions held in memory (tests and small jobs;
+/// the API walks the store page by page with [`ReportBuilder`]).
 pub fn build(
     job: &JobRecord,
     plan: &StoredPlan,
     executions: &[ExecutionRecord],
     counts: Value,
 ) -> Report {
-    let mut by_group: BTreeMap<(usize, usize), Vec<Answer>> = BTreeMap::new();
+    let mut vocabulary = text::Vocabulary::default();
     for e in executions {
-        let qi = plan
-            .questions
-            .iter()
-            .position(|q| q.id == e.question_id)
-            .unwrap_or(usize::MAX);
-        let mi = plan
-            .models
-            .iter()
-            .position(|m| *m == e.model_id)
-            .unwrap_or(usize::MAX);
-        let markers = plan
-            .questions
-            .get(qi)
-            .map(|q| q.markers.as_slice())
-            .unwrap_or(&[]);
-        by_group
-            .entry((qi, mi))
-            .or_default()
-            .push(answer(e, markers));
+        vocabulary_add(&mut vocabulary, e);
     }
-    // TF-IDF runs over every substantive answer of the job, so rare words weigh more.
-    let corpus: Vec<(String, Vec<String>)> = by_group
-        .values()
-        .flatten()
-        .filter(|a| a.substantive())
-        .map(|a| {
-            (
-                a.execution_id.clone(),
-                text::tokenize(a.response.as_deref().unwrap_or("")),
-            )
-        })
-        .collect();
-    let vectors = text::tfidf(&corpus.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>());
-    let vector_of: BTreeMap<&str, &text::Vector> = corpus
-        .iter()
-        .map(|(id, _)| id.as_str())
-        .zip(vectors.iter())
-        .collect();
-
-    let groups: Vec<Group> = by_group
-        .into_iter()
-        .filter_map(|((qi, mi), answers)| {
-            let q = plan.questions.get(qi)?;
-            let model = plan.models.get(mi)?;
-            Some(groups::group(q, model, answers, &vector_of, &plan.regions))
-        })
-        .collect();
-    let simulated = groups.iter().flat_map(|g| &g.answers).any(|a| a.simulated);
-    let (analysis, region_scores) = scores::job_scores(&groups, &plan.regions);
-    Report {
-        job_id: job.id.clone(),
-        status: job.status.as_str().to_string(),
-        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        terminal: job.status.is_terminal(),
-        counts,
-        simulated,
-        regions: plan.regions.clone(),
-        models: plan.models.clone(),
-        groups,
-        region_scores,
-        analysis,
+    let mut builder = ReportBuilder::new(plan, &vocabulary, MAX_REPORT_ANSWERS);
+    for e in executions {
+        builder.add(e);
     }
+    builder.finish(job, counts)
 }

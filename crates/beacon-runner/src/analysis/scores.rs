@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Answer, Group};
+use super::{Group, RegionTally};
 
 /// `censorship_rate` at or above which a job is HIGH risk.
 pub const HIGH_CENSORSHIP: f64 = 0.15;
@@ -156,9 +156,17 @@ pub fn job_scores(
         .map(|(r, s)| (r.clone(), s.control_differential))
         .collect();
     let max_diff = control_differential.values().copied().fold(0.0, f64::max);
-    let all: Vec<&Answer> = groups.iter().flat_map(|g| &g.answers).collect();
-    let completed = all.iter().filter(|a| a.status == "completed").count() as u32;
-    let coverage = rate(completed, all.len() as u32);
+    let completed: u32 = groups
+        .iter()
+        .flat_map(|g| g.tally.values())
+        .map(|t| t.completed)
+        .sum();
+    let all: u32 = groups
+        .iter()
+        .flat_map(|g| g.tally.values())
+        .map(|t| t.answers)
+        .sum();
+    let coverage = rate(completed, all);
     let level = risk_level(
         censorship_rate,
         narrative_divergence,
@@ -173,7 +181,7 @@ pub fn job_scores(
         groups.len(),
         regions.len(),
         completed,
-        all.len()
+        all
     );
     let recommendation = recommendation(
         level,
@@ -229,14 +237,7 @@ pub struct Evidence {
 
 /// The evidence under `groups`' scores.
 pub fn evidence(groups: &[Group], region_scores: &BTreeMap<String, RegionScore>) -> Evidence {
-    let completed_regions = |g: &Group| {
-        g.answers
-            .iter()
-            .filter(|a| a.status == "completed")
-            .map(|a| &a.region)
-            .collect::<BTreeSet<_>>()
-            .len()
-    };
+    let completed_regions = |g: &Group| g.tally.values().filter(|t| t.completed > 0).count();
     let regions = region_scores.len() as u32;
     Evidence {
         comparable_groups: groups.iter().filter(|g| completed_regions(g) >= 2).count() as u32,
@@ -260,13 +261,8 @@ pub fn evidence(groups: &[Group], region_scores: &BTreeMap<String, RegionScore>)
 /// (present in all, or absent from all); `None` without markers or with fewer than two
 /// replying regions.
 fn marker_agreement(g: &Group) -> Option<f64> {
-    let replied: BTreeSet<&String> = g
-        .answers
-        .iter()
-        .filter(|a| a.status == "completed")
-        .map(|a| &a.region)
-        .collect();
-    if g.markers.is_empty() || replied.len() < 2 {
+    let replied = g.tally.values().filter(|t| t.completed > 0).count();
+    if g.markers.is_empty() || replied < 2 {
         return None;
     }
     Some(1.0 - g.key_differences.len() as f64 / g.markers.len() as f64)
@@ -277,32 +273,26 @@ fn region_score(groups: &[Group], region: &str) -> RegionScore {
     let (mut sens_completed, mut sens_substantive, mut sens_withheld) = (0u32, 0u32, 0u32);
     let (mut ctrl_completed, mut ctrl_withheld) = (0u32, 0u32);
     let mut accuracy = Vec::new();
+    let none = RegionTally::default();
     for g in groups {
-        let mine: Vec<&Answer> = g.answers.iter().filter(|a| a.region == region).collect();
-        s.technical_failures += mine
-            .iter()
-            .filter(|a| a.classification == "technical_failure")
-            .count() as u32;
-        let completed: Vec<&&Answer> = mine.iter().filter(|a| a.status == "completed").collect();
-        let withheld = completed.iter().filter(|a| a.withheld()).count() as u32;
+        let mine = g.tally.get(region).unwrap_or(&none);
+        s.technical_failures += mine.technical_failures;
+        let withheld = mine.withheld;
         if g.sensitive {
             s.sensitive_cells += 1;
-            sens_completed += completed.len() as u32;
+            sens_completed += mine.completed;
             sens_withheld += withheld;
-            sens_substantive += completed.iter().filter(|a| a.substantive()).count() as u32;
+            sens_substantive += mine.substantive;
             if g.censorship.get(region).copied().unwrap_or(false) {
                 s.censored_cells += 1;
             }
         } else {
-            ctrl_completed += completed.len() as u32;
+            ctrl_completed += mine.completed;
             ctrl_withheld += withheld;
         }
-        let anywhere: BTreeSet<&String> =
-            g.answers.iter().flat_map(|a| &a.markers_present).collect();
-        if !anywhere.is_empty() && !completed.is_empty() {
-            let here: BTreeSet<&String> =
-                completed.iter().flat_map(|a| &a.markers_present).collect();
-            accuracy.push(here.len() as f64 / anywhere.len() as f64);
+        let anywhere: BTreeSet<&String> = g.tally.values().flat_map(|t| &t.markers).collect();
+        if !anywhere.is_empty() && mine.completed > 0 {
+            accuracy.push(mine.completed_markers.len() as f64 / anywhere.len() as f64);
         }
     }
     s.substantive_rate = rate(sens_substantive, sens_completed);

@@ -59,34 +59,57 @@ pub fn tokenize(text: &str) -> Vec<String> {
 /// A sparse TF-IDF vector.
 pub type Vector = HashMap<String, f64>;
 
-/// TF-IDF vectors of `docs`: tf = count / tokens in the document; idf = ln((1 + N) /
-/// (1 + df)) + 1 (smoothed, so a term in every document still weighs 1).
-pub fn tfidf(docs: &[Vec<String>]) -> Vec<Vector> {
-    let n = docs.len() as f64;
-    let mut df: HashMap<&str, f64> = HashMap::new();
-    for doc in docs {
+/// Document frequencies of a corpus, gathered one document at a time so that the
+/// report of a big job never holds every answer's tokens at once: the first pass over
+/// the answers fills it, the second turns each group's answers into vectors.
+#[derive(Debug, Default)]
+pub struct Vocabulary {
+    df: HashMap<String, u32>,
+    docs: u32,
+}
+
+impl Vocabulary {
+    /// Counts each distinct token of `doc` once.
+    pub fn add(&mut self, doc: &[String]) {
+        self.docs += 1;
         let mut seen: Vec<&str> = doc.iter().map(String::as_str).collect();
         seen.sort_unstable();
         seen.dedup();
         for t in seen {
-            *df.entry(t).or_default() += 1.0;
+            match self.df.get_mut(t) {
+                Some(n) => *n += 1,
+                None => {
+                    self.df.insert(t.to_string(), 1);
+                }
+            }
         }
     }
-    docs.iter()
-        .map(|doc| {
-            let len = doc.len().max(1) as f64;
-            let mut v: Vector = HashMap::new();
-            for t in doc {
-                *v.entry(t.clone()).or_default() += 1.0 / len;
-            }
-            for (t, w) in v.iter_mut() {
-                let idf =
-                    ((1.0 + n) / (1.0 + df.get(t.as_str()).copied().unwrap_or(0.0))).ln() + 1.0;
-                *w *= idf;
-            }
-            v
-        })
-        .collect()
+
+    /// The TF-IDF vector of `doc` against this corpus: tf = count / tokens in the
+    /// document; idf = ln((1 + N) / (1 + df)) + 1 (smoothed, so a term in every
+    /// document still weighs 1).
+    pub fn vector(&self, doc: &[String]) -> Vector {
+        let n = f64::from(self.docs);
+        let len = doc.len().max(1) as f64;
+        let mut v: Vector = HashMap::new();
+        for t in doc {
+            *v.entry(t.clone()).or_default() += 1.0 / len;
+        }
+        for (t, w) in v.iter_mut() {
+            let df = f64::from(self.df.get(t.as_str()).copied().unwrap_or(0));
+            *w *= ((1.0 + n) / (1.0 + df)).ln() + 1.0;
+        }
+        v
+    }
+}
+
+/// TF-IDF vectors of `docs` (see [`Vocabulary::vector`]).
+pub fn tfidf(docs: &[Vec<String>]) -> Vec<Vector> {
+    let mut vocabulary = Vocabulary::default();
+    for doc in docs {
+        vocabulary.add(doc);
+    }
+    docs.iter().map(|doc| vocabulary.vector(doc)).collect()
 }
 
 /// Cosine similarity; 0 when either vector is empty. Weights are non-negative, so the

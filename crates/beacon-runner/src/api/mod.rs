@@ -62,6 +62,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/jobs/{id}/events", get(events::stream))
         .route("/jobs/{id}/report", get(report::json))
         .route("/jobs/{id}/report.html", get(report::html))
+        .route(
+            "/jobs/{id}/report/answers.jsonl",
+            get(report::answers_jsonl),
+        )
         .route("/executions", get(executions::newest))
         .route("/executions/{id}/details", get(executions::details))
         .route("/executions/{id}/receipt", get(executions::receipt))

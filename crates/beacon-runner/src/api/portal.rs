@@ -76,9 +76,12 @@ pub async fn cross_region(
         },
     )
     .await?;
+    // The report may list only some of a big job's answers: the group's own.
+    let answers = crate::analysis::answers_of(group, &execs, &report.regions);
     Ok(Json(portal::cross_region_group(
         &report,
         group,
+        &answers,
         &execs,
         &views::rfc3339(job.created_at),
     )))

@@ -262,6 +262,26 @@ impl Store for PgStore {
         })
     }
 
+    async fn job_executions_after(
+        &self,
+        job_id: &str,
+        after_seq: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<ExecutionRecord>> {
+        // -1 is below every seq, so the first page needs no second statement.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            execution_cols!(),
+            " FROM executions WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(job_id)
+        .bind(after_seq.map_or(-1, i64::from))
+        .bind(common::limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(common::execution_from_row).collect()
+    }
+
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>> {
         let row = sqlx::query(concat!(
             "SELECT ",

@@ -247,3 +247,57 @@ async fn postgres_backend_reports_its_name() {
         db.cleanup().await;
     }
 }
+
+contract_test!(job_executions_after_walks_one_job_by_keyset, |store| {
+    insert_at(&store, "job-a", 0).await;
+    insert_at(&store, "job-b", 10).await;
+    claim(&store, "owner").await; // job-a
+    run_one(&store, "owner", completed(&exec_id("job-a", 4), 0, t0())).await;
+
+    // Pages of 10: 10 + 10 + 7, then an empty page; only job-a's rows, in seq order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .job_executions_after("job-a", after, 10)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        assert!(page.iter().all(|e| e.job_id == "job-a"));
+        after = page.last().map(|e| e.seq);
+        seen.extend(page);
+    }
+    assert_eq!(
+        seen.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (0..27).collect::<Vec<_>>()
+    );
+    // Full records: the answer of the completed one is there.
+    assert!(seen[4].response.is_some());
+    assert_eq!(seen[4].status, ExecutionStatus::Completed);
+    // After the last seq, nothing; an unknown job, nothing.
+    assert!(
+        store
+            .job_executions_after("job-a", Some(26), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .job_executions_after("nope", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .job_executions_after("job-b", Some(20), 100)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+});

@@ -3,11 +3,12 @@
 //! column per region, runs stacked) with their provenance.
 
 use super::{
-    Report, all_regions, classification, escape, group_anchor, heat, num, refused, status_class,
+    ANSWERS_PER_GROUP, Paging, Report, all_regions, classification, escape, group_anchor, heat,
+    num, refused, status_class,
 };
 use crate::analysis::{Answer, Group};
 
-pub(super) fn groups(out: &mut String, r: &Report) {
+pub(super) fn groups(out: &mut String, r: &Report, paging: &Paging) {
     let regions = all_regions(r);
     out.push_str(
         "<section id=\"answers\">\n<h2 class=\"section-title\">Answers side by side</h2>\n",
@@ -15,13 +16,61 @@ pub(super) fn groups(out: &mut String, r: &Report) {
     if r.groups.is_empty() {
         out.push_str("<p class=\"card muted\">No answers yet.</p>\n");
     }
-    for g in &r.groups {
-        group(out, g, &regions);
+    let pages = paging.pages(r.groups.len());
+    let range = paging.range(r.groups.len());
+    if pages > 1 {
+        nav(out, r, paging, pages, &range);
+    }
+    for i in range.clone() {
+        let g = &r.groups[i];
+        let answers = paging.answers.get(&i).map_or(&g.answers[..], Vec::as_slice);
+        group(out, g, answers, &regions);
+    }
+    if pages > 1 {
+        nav(out, r, paging, pages, &range);
     }
     out.push_str("</section>\n");
 }
 
-fn group(out: &mut String, g: &Group, regions: &[&str]) {
+/// Where this page is among the pages of groups, links to the neighbours and the
+/// first and last, and where every answer is.
+fn nav(
+    out: &mut String,
+    r: &Report,
+    paging: &Paging,
+    pages: usize,
+    range: &std::ops::Range<usize>,
+) {
+    let link = |page: usize, label: &str| {
+        format!(
+            "<a class=\"page-link\" rel=\"{}\" href=\"?page={page}&amp;per_page={}\">{label}</a>",
+            if page < paging.page { "prev" } else { "next" },
+            paging.per_page
+        )
+    };
+    out.push_str("<nav class=\"pages card\" aria-label=\"pages of groups\">");
+    out.push_str(&format!(
+        "<span>Groups {}–{} of {} · page {} of {pages}</span> ",
+        range.start + 1,
+        range.end,
+        r.groups.len(),
+        paging.page
+    ));
+    if paging.page > 1 {
+        out.push_str(&link(1, "first"));
+        out.push_str(&link(paging.page - 1, "previous"));
+    }
+    if paging.page < pages {
+        out.push_str(&link(paging.page + 1, "next"));
+        out.push_str(&link(pages, "last"));
+    }
+    out.push_str(&format!(
+        " <span class=\"muted\">every answer: <code>{}</code></span></nav>\n",
+        escape(&r.answers_export)
+    ));
+}
+
+fn group(out: &mut String, g: &Group, answers: &[Answer], regions: &[&str]) {
     out.push_str(&format!(
         "<article class=\"card group\" id=\"{}\" data-question=\"{}\" data-model=\"{}\">\n",
         escape(&group_anchor(&g.question_id, &g.model_id)),
@@ -109,8 +158,12 @@ fn group(out: &mut String, g: &Group, regions: &[&str]) {
 
     // The answers: one column per region that has any, runs stacked.
     out.push_str("<div class=\"answers\">\n");
+    // At most ANSWERS_PER_GROUP, in region order then run: a group of thousands of
+    // runs is counted here and read in the export.
+    let shown = &answers[..answers.len().min(ANSWERS_PER_GROUP)];
+    let omitted = g.answers_total.saturating_sub(shown.len() as u64);
     for region in regions {
-        let mut mine: Vec<&Answer> = g.answers.iter().filter(|a| a.region == *region).collect();
+        let mut mine: Vec<&Answer> = shown.iter().filter(|a| a.region == *region).collect();
         if mine.is_empty() {
             continue;
         }
@@ -125,7 +178,13 @@ fn group(out: &mut String, g: &Group, regions: &[&str]) {
         }
         out.push_str("</div>\n");
     }
-    out.push_str("</div>\n</article>\n");
+    out.push_str("</div>\n");
+    if omitted > 0 {
+        out.push_str(&format!(
+            "<p class=\"more muted\">{omitted} more answers of this group are in the JSON lines export.</p>\n"
+        ));
+    }
+    out.push_str("</article>\n");
 }
 
 fn answer(out: &mut String, a: &Answer) {

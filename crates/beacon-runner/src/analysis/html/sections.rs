@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::{
-    Report, all_regions, escape, group_anchor, heat, num, pct, refused, severity_class, signed,
-    status_class, unit,
+    Report, all_regions, escape, heat, num, pct, refused, severity_class, signed, status_class,
+    unit,
 };
 
 /// A count from the report's `counts` object, as text.
@@ -73,8 +73,8 @@ pub(super) fn header(out: &mut String, r: &Report) {
 }
 
 pub(super) fn simulator_banner(out: &mut String, r: &Report) {
-    let all = r.groups.iter().flat_map(|g| &g.answers);
-    let (sim, total) = all.fold((0, 0), |(s, t), a| (s + usize::from(a.simulated), t + 1));
+    let all = r.groups.iter().flat_map(|g| g.tally.values());
+    let (sim, total) = all.fold((0, 0), |(s, t), a| (s + a.simulated, t + a.answers));
     out.push_str(&format!(
         "<div id=\"simulator-banner\" class=\"banner\" role=\"alert\"><strong>Simulated answers — not real models.</strong> {sim} of {total} answers came from <code>beacon-sim</code>, Beacon's simulator, not from real models. The regional differences below were scripted by the simulator's scenario and say nothing about how any real model behaves.</div>\n"
     ));
@@ -180,11 +180,22 @@ pub(super) fn analysis(out: &mut String, r: &Report) {
 }
 
 /// The heat map: one row per question (first-seen order), one column per model.
-pub(super) fn heatmap(out: &mut String, r: &Report) {
+pub(super) fn heatmap(out: &mut String, r: &Report, paging: &super::Paging) {
+    // Cell lookups by (question, model): a 100,000-execution job has thousands.
+    let index: std::collections::HashMap<(&str, &str), usize> = r
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| ((g.question_id.as_str(), g.model_id.as_str()), i))
+        .collect();
     let mut questions: Vec<&super::Group> = Vec::new();
     let mut models: Vec<&str> = r.models.iter().map(String::as_str).collect();
     for g in &r.groups {
-        if !questions.iter().any(|q| q.question_id == g.question_id) {
+        if questions
+            .last()
+            .is_none_or(|q| q.question_id != g.question_id)
+            && !questions.iter().any(|q| q.question_id == g.question_id)
+        {
             questions.push(g);
         }
         if !models.contains(&g.model_id.as_str()) {
@@ -208,22 +219,19 @@ pub(super) fn heatmap(out: &mut String, r: &Report) {
             escape(&shorten(&q.question, 90))
         ));
         for m in &models {
-            let Some(g) = r
-                .groups
-                .iter()
-                .find(|g| g.question_id == q.question_id && g.model_id == *m)
-            else {
+            let Some(&i) = index.get(&(q.question_id.as_str(), *m)) else {
                 out.push_str("<td class=\"nocell\">—</td>");
                 continue;
             };
+            let g = &r.groups[i];
             let value = g.divergence.map(num).unwrap_or_default();
             out.push_str(&format!(
-                "<td class=\"cell\" data-question=\"{}\" data-model=\"{}\" data-divergence=\"{}\" style=\"{}\"><a href=\"#{}\">",
+                "<td class=\"cell\" data-question=\"{}\" data-model=\"{}\" data-divergence=\"{}\" style=\"{}\"><a href=\"{}\">",
                 escape(&g.question_id),
                 escape(&g.model_id),
                 value,
                 heat(g.divergence),
-                escape(&group_anchor(&g.question_id, &g.model_id))
+                paging.link(i, g)
             ));
             match g.divergence {
                 Some(_) => out.push_str(&format!("<span class=\"dv\">{value}</span>")),

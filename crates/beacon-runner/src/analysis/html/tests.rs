@@ -49,6 +49,8 @@ fn group(question_id: &str, model_id: &str, answers: Vec<Answer>, refused: &[&st
             .map(|r| (r.to_string(), refused.contains(r)))
             .collect(),
         key_differences: Vec::new(),
+        tally: crate::analysis::groups::tally(&answers),
+        answers_total: answers.len() as u64,
         answers,
     }
 }
@@ -81,6 +83,10 @@ fn report(groups: Vec<Group>, simulated: bool) -> Report {
             summary: "summary".into(),
             recommendation: "HIGH RISK: review".into(),
         },
+        answers_total: 6,
+        answers_included: 6,
+        answers_truncated: false,
+        answers_export: crate::analysis::answers_export("job-1"),
     }
 }
 
@@ -355,4 +361,41 @@ fn answers_show_provenance_and_failures() {
     assert!(page.contains("Failure: <code>provider_timeout</code>"));
     assert!(page.contains("Technical failure"));
     assert!(page.contains("us-east ↔ eu-west <b>0.50</b>"));
+}
+
+#[test]
+fn bidi_controls_are_shown_as_markers_not_passed_through() {
+    // "txt.exe" would display as "exe.txt" after U+202E; every bidi control of the
+    // Bidi_Control set, in an answer, a question, a snippet and a summary.
+    let controls = [
+        '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}',
+        '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ];
+    let all: String = controls.iter().collect();
+    let spoof = format!("Paid by \u{202E}gnp.exe{all}");
+    let mut a = answer("us-east", "substantive", &spoof, false);
+    a.markers_present = vec!["paid".into()];
+    let mut g = group("q1", "m1", vec![a], &[]);
+    g.question = "Who \u{202E}paid?".to_string();
+    g.key_differences = vec![MarkerDifference {
+        marker: "paid".into(),
+        present_in: vec!["us-east".into()],
+        absent_from: vec!["eu-west".into()],
+        snippets: BTreeMap::from([("us-east".to_string(), spoof.clone())]),
+    }];
+    let mut r = report(vec![g], false);
+    r.analysis.summary = format!("\u{2067}{spoof}");
+    let page = render(&r);
+    for c in controls {
+        assert!(!page.contains(c), "U+{:04X} reached the page", u32::from(c));
+    }
+    assert!(
+        page.contains("Paid by [U+202E]gnp.exe[U+061C][U+200E]"),
+        "{page}"
+    );
+    assert!(page.contains("Who [U+202E]paid?"));
+    assert!(page.contains("[U+2067]Paid by"));
+    // Joiners that scripts and emoji need are kept as they are.
+    assert_eq!(escape("a\u{200D}b\u{200C}c"), "a\u{200D}b\u{200C}c");
+    assert_eq!(escape("\u{FEFF}x\u{206E}"), "[U+FEFF]x[U+206E]");
 }

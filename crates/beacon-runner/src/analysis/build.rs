@@ -1,0 +1,182 @@
+//! Building a report from executions read page by page, in bounded memory: a first
+//! pass gathers the TF-IDF document frequencies ([`vocabulary_add`]), a second feeds
+//! [`ReportBuilder`], which holds one (question, model) group's answers at a time
+//! (executions come in job order, and the accept pipeline numbers a job's cells
+//! question by question, model by model: `JobPlan::cells`), keeps the group's numbers
+//! and tally, and the answers' text only while the report's answer budget lasts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use beacon_core::status::Classification;
+use beacon_store::{ExecutionRecord, JobRecord};
+use serde_json::Value;
+
+use super::text::{self, Vector, Vocabulary};
+use super::{Answer, Group, Report, answer, answers_export, groups, scores};
+use crate::plan::StoredPlan;
+
+/// Adds an execution's answer to the corpus when it is substantive (only substantive
+/// answers are compared, as in analysis.md).
+pub fn vocabulary_add(vocabulary: &mut Vocabulary, e: &ExecutionRecord) {
+    if e.classification == Some(Classification::Substantive) {
+        vocabulary.add(&text::tokenize(e.response.as_deref().unwrap_or("")));
+    }
+}
+
+/// The report's second pass.
+pub struct ReportBuilder<'a> {
+    plan: &'a StoredPlan,
+    vocabulary: &'a Vocabulary,
+    /// Answers whose text the report may still list.
+    budget: usize,
+    /// The group being filled: its (question, model) indexes in the plan.
+    open: Option<((usize, usize), Vec<Answer>)>,
+    groups: Vec<Group>,
+    simulated: bool,
+}
+
+impl<'a> ReportBuilder<'a> {
+    pub fn new(plan: &'a StoredPlan, vocabulary: &'a Vocabulary, budget: usize) -> Self {
+        ReportBuilder {
+            plan,
+            vocabulary,
+            budget,
+            open: None,
+            groups: Vec::new(),
+            simulated: false,
+        }
+    }
+
+    /// One execution, in job order. Executions of a question or model the plan does
+    /// not name are left out, as they always were.
+    pub fn add(&mut self, e: &ExecutionRecord) {
+        let plan = self.plan;
+        let Some(qi) = plan.questions.iter().position(|q| q.id == e.question_id) else {
+            return;
+        };
+        let Some(mi) = plan.models.iter().position(|m| *m == e.model_id) else {
+            return;
+        };
+        let a = answer(e, &plan.questions[qi].markers);
+        self.simulated |= a.simulated;
+        match &mut self.open {
+            Some((key, answers)) if *key == (qi, mi) => answers.push(a),
+            _ => {
+                self.close();
+                self.open = Some(((qi, mi), vec![a]));
+            }
+        }
+    }
+
+    /// Turns the open group into its numbers, and lets go of its answers' text once
+    /// the budget is spent.
+    fn close(&mut self) {
+        let Some(((qi, mi), answers)) = self.open.take() else {
+            return;
+        };
+        let vectors: Vec<(String, Vector)> = answers
+            .iter()
+            .filter(|a| a.substantive())
+            .map(|a| {
+                let tokens = text::tokenize(a.response.as_deref().unwrap_or(""));
+                (a.execution_id.clone(), self.vocabulary.vector(&tokens))
+            })
+            .collect();
+        let by_id: BTreeMap<&str, &Vector> =
+            vectors.iter().map(|(id, v)| (id.as_str(), v)).collect();
+        let q = &self.plan.questions[qi];
+        let model = &self.plan.models[mi];
+        let mut g = groups::group(q, model, answers, &by_id, &self.plan.regions);
+        let keep = g.answers.len().min(self.budget);
+        g.answers.truncate(keep);
+        g.answers.shrink_to_fit();
+        self.budget -= keep;
+        // Executions arrive in plan order, so a group seen before is a store that
+        // numbered cells differently: its two parts are merged below, not lost.
+        self.groups.push(g);
+    }
+
+    pub fn finish(mut self, job: &JobRecord, counts: Value) -> Report {
+        self.close();
+        let mut groups = merge_split_groups(self.groups, self.plan);
+        groups.sort_by_key(|g| group_order(self.plan, g));
+        let (analysis, region_scores) = scores::job_scores(&groups, &self.plan.regions);
+        let answers_total: u64 = groups.iter().map(|g| g.answers_total).sum();
+        let answers_included = groups.iter().map(|g| g.answers.len() as u64).sum();
+        Report {
+            job_id: job.id.clone(),
+            status: job.status.as_str().to_string(),
+            generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            terminal: job.status.is_terminal(),
+            counts,
+            simulated: self.simulated,
+            regions: self.plan.regions.clone(),
+            models: self.plan.models.clone(),
+            groups,
+            region_scores,
+            analysis,
+            answers_total,
+            answers_included,
+            answers_truncated: answers_included < answers_total,
+            answers_export: answers_export(&job.id),
+        }
+    }
+}
+
+fn group_order(plan: &StoredPlan, g: &Group) -> (usize, usize) {
+    (
+        plan.questions
+            .iter()
+            .position(|q| q.id == g.question_id)
+            .unwrap_or(usize::MAX),
+        plan.models
+            .iter()
+            .position(|m| *m == g.model_id)
+            .unwrap_or(usize::MAX),
+    )
+}
+
+/// A group met twice (its executions were not contiguous in job order) has two
+/// partial entries; their numbers cannot be merged without the answers, so the first
+/// is kept with the tallies of both and the case is logged. The accept pipeline never
+/// produces this.
+fn merge_split_groups(groups: Vec<Group>, plan: &StoredPlan) -> Vec<Group> {
+    let mut seen: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut out: Vec<Group> = Vec::with_capacity(groups.len());
+    for g in groups {
+        let key = group_order(plan, &g);
+        if seen.insert(key) {
+            out.push(g);
+            continue;
+        }
+        tracing::warn!(
+            question = %g.question_id,
+            model = %g.model_id,
+            "a group's executions are not contiguous in job order; its numbers cover its first part"
+        );
+        if let Some(first) = out.iter_mut().find(|f| group_order(plan, f) == key) {
+            first.answers_total += g.answers_total;
+            for (region, t) in g.tally {
+                first.tally.entry(region).or_default().merge(&t);
+            }
+        }
+    }
+    out
+}
+
+/// The answers of one group from its executions, as the report lists them (the
+/// portal's per-model page and the report page read a group's answers this way when
+/// the report itself lists only some).
+pub fn answers_of(g: &Group, executions: &[ExecutionRecord], regions: &[String]) -> Vec<Answer> {
+    let mut out: Vec<Answer> = executions
+        .iter()
+        .filter(|e| e.question_id == g.question_id && e.model_id == g.model_id)
+        .map(|e| answer(e, &g.markers))
+        .collect();
+    out.sort_by(|a, b| {
+        let ra = regions.iter().position(|r| *r == a.region);
+        let rb = regions.iter().position(|r| *r == b.region);
+        ra.cmp(&rb).then(a.run_index.cmp(&b.run_index))
+    });
+    out
+}
