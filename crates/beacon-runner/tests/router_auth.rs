@@ -87,13 +87,15 @@ backend_test!(
             &["math_basic", "geography_basic"],
             &["llama3.2-1b"],
             &["US", "EU"],
-            json!({}),
+            // No early stop: every execution meets the refusal itself.
+            json!({"constraints": {"min_success_rate": 0}}),
         );
         assert_eq!(stack.submit(&spec).await.0, 202);
         let job = stack
             .wait_terminal("job-wrong-token", Duration::from_secs(30))
             .await;
-        assert_eq!(job["status"], "failed", "{job}");
+        // (With min_success_rate 0 the job's verdict is `completed` whatever happened;
+        // what matters here is each execution.)
         let execs = executions(&job);
         assert_eq!(execs.len(), 4);
         for e in &execs {
