@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{AppState, routes};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -76,9 +77,14 @@ impl Application {
         );
         let app = routes(self.state.clone());
         let signal = shutdown.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await?;
+        beacon_service::serve(
+            self.listener,
+            app,
+            &self.state.config.server,
+            ApiError::render_transport,
+            async move { signal.cancelled().await },
+        )
+        .await?;
         shutdown.cancel();
         tracker.close();
         tracker.wait().await;

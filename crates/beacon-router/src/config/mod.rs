@@ -13,8 +13,8 @@ use beacon_core::Region;
 use beacon_core::duration::parse_duration;
 use serde::{Deserialize, Deserializer};
 
-pub use beacon_service::ConfigError;
 use beacon_service::config_error as err;
+pub use beacon_service::{ConfigError, ServerConfig};
 pub use cors::{CorsOrigins, DEFAULT_CORS_ORIGINS};
 pub use provider::{ProviderConfig, ProviderKind, ServedModel};
 use provider::{RawProvider, validate_provider};
@@ -116,6 +116,9 @@ struct RawConfig {
     health: HealthConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    /// Connection timeouts and limits (beacon_service::ServerConfig).
+    #[serde(default)]
+    server: ServerConfig,
     #[serde(default)]
     providers: Vec<RawProvider>,
 }
@@ -134,6 +137,8 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     pub health: HealthConfig,
     pub limits: LimitsConfig,
+    /// `[server]`: connection timeouts and limits.
+    pub server: ServerConfig,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -180,6 +185,7 @@ impl Config {
         check_health(&raw.health)?;
         check_bytes("limits.max_response_bytes", raw.limits.max_response_bytes)?;
         check_bytes("limits.max_request_bytes", raw.limits.max_request_bytes)?;
+        raw.server.check()?;
         if raw.providers.is_empty() {
             return Err(err(
                 "providers",
@@ -203,6 +209,7 @@ impl Config {
             cors_origins,
             health: raw.health,
             limits: raw.limits,
+            server: raw.server,
             providers,
         })
     }
@@ -221,7 +228,7 @@ impl Config {
     /// What the router runs with, safe to log: no URLs with credentials, no tokens.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "listen={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} providers={}",
+            "listen={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} {} providers={}",
             self.listen,
             if self.admin_token.is_some() {
                 "on"
@@ -233,6 +240,7 @@ impl Config {
             self.health.probe_timeout,
             self.health.unhealthy_after,
             self.limits.max_request_bytes,
+            self.server.summary(),
             self.providers.len()
         );
         for p in &self.providers {
