@@ -16,7 +16,8 @@ use beacon_sim::{Faults, SimHandle};
 use common::*;
 
 /// Fast timeouts: a hostile client is cut within a second or two.
-const FAST_SERVER: &str = "[server]\nheader_read_timeout = \"1s\"\nbody_read_timeout = \"1s\"\nidle_timeout = \"2s\"\n";
+const FAST_SERVER: &str =
+    "[server]\nheader_read_timeout = \"1s\"\nbody_read_timeout = \"1s\"\nidle_timeout = \"2s\"\n";
 
 async fn start(server: &str) -> (RouterHandle, SimHandle) {
     let eu = sim("eu-west", Faults::default()).await;
@@ -112,7 +113,10 @@ async fn every_transport_error_is_json_with_a_code() {
         .await
         .assert_error(431, "HEADERS_TOO_LARGE");
 
-    for path in ["/admin/providers/%FF/probe", "/admin/providers/%C3%28/drain"] {
+    for path in [
+        "/admin/providers/%FF/probe",
+        "/admin/providers/%C3%28/drain",
+    ] {
         request(a, "POST", path, "")
             .await
             .assert_error(400, "INVALID_PATH");
