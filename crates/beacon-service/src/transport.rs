@@ -130,6 +130,19 @@ async fn transport(State(s): State<Settings>, req: Request, next: Next) -> Respo
     fresh
 }
 
+/// Whether `e` (a body-read rejection a handler got) comes from `body_read_timeout`:
+/// for handlers that answer body errors in their own shape (the router's `/inference`).
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 fn is_json(resp: &Response) -> bool {
     resp.headers()
         .get(header::CONTENT_TYPE)
