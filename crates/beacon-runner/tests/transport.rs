@@ -1,6 +1,6 @@
 //! Issue 11, items 6 and 9, against the runner: hostile clients over raw sockets
 //! (a head that never ends, a body that never ends, idle keep-alive, 1,100 idle
-//! connections, connections over `max_connections`) are cut by the serve loop's
+//! connections, connections and WebSockets over `max_connections`) are cut by the serve loop's
 //! timeouts and cap; and every transport-level error (405, 408, 413, 414, 431, `%FF` in
 //! a path, a bad query, 429) is JSON with an `error_code`.
 
@@ -91,6 +91,35 @@ async fn connections_over_the_cap_are_refused_until_some_close() {
         (request(runner, "GET", "/livez", "").await.status == 200).then_some(())
     })
     .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_websockets_count_against_the_cap() {
+    // An upgraded connection leaves hyper but keeps its descriptor: it must keep its slot.
+    let server = "[server]\nheader_read_timeout = \"30s\"\nmax_connections = 2\n";
+    let Some(stack) = stack(Backend::Sqlite, server).await else {
+        return;
+    };
+    let runner = addr(&stack.runner.url);
+    let url = format!("ws://{runner}/ws");
+    let (first, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let (second, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    request(runner, "GET", "/livez", "")
+        .await
+        .assert_error(503, "TOO_MANY_CONNECTIONS");
+    drop(first);
+    eventually(
+        Duration::from_secs(3),
+        "a slot freed by the closed WebSocket",
+        || async { (request(runner, "GET", "/livez", "").await.status == 200).then_some(()) },
+    )
+    .await;
+    drop(second);
     stack.shutdown().await;
 }
 

@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -130,10 +130,7 @@ pub async fn serve(
             render,
             token: token.clone(),
         };
-        tracker.spawn(async move {
-            conn.run(stream, peer).await;
-            drop(permit);
-        });
+        tracker.spawn(conn.run(stream, peer, permit));
     }
     drop(listener);
     token.cancel();
@@ -150,7 +147,9 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, mut stream: TcpStream, peer: SocketAddr) {
+    /// Serves one connection. The permit travels with the socket: an upgraded
+    /// connection (a WebSocket) outlives this task and still counts until it closes.
+    async fn run(self, mut stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         let deadline = Instant::now() + self.config.header_read_timeout;
         let head = tokio::select! {
             h = tokio::time::timeout_at(deadline, first_head(&mut stream, &self.config)) => h,
@@ -183,6 +182,7 @@ impl Connection {
             prefix,
             pos: 0,
             inner: stream,
+            _permit: permit,
         });
         let conn = builder.serve_connection(io, per_request).with_upgrades();
         tokio::pin!(conn);
@@ -281,11 +281,13 @@ async fn refuse(mut stream: TcpStream, response: axum::response::Response) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
-/// The socket with the bytes already read from it put back in front.
+/// The socket with the bytes already read from it put back in front, holding its
+/// `max_connections` slot for as long as it is open.
 struct Prefixed {
     prefix: Vec<u8>,
     pos: usize,
     inner: TcpStream,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl AsyncRead for Prefixed {
