@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{AppState, routes};
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::idempotency::IdempotencyCache;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -71,12 +72,18 @@ impl Application {
         let sweeper = self.state.clone();
         let sweep_stop = shutdown.child_token();
         tracker.spawn(async move { sweeper.idempotency.sweep(sweep_stop).await });
-        // Peer addresses scope `Idempotency-Key`s when inference is unauthenticated.
-        let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        // The serve loop gives handlers `ConnectInfo<SocketAddr>`: peer addresses scope
+        // `Idempotency-Key`s when inference is unauthenticated.
+        let app = routes(self.state.clone());
         let signal = shutdown.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await?;
+        beacon_service::serve(
+            self.listener,
+            app,
+            &self.state.config.server,
+            ApiError::render_transport,
+            async move { signal.cancelled().await },
+        )
+        .await?;
         shutdown.cancel();
         tracker.close();
         tracker.wait().await;

@@ -20,6 +20,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("Idempotency-Key was already used for a different request")]
     IdempotencyConflict,
+    /// An error of the transport (beacon_service::transport): 405, 408, 413, 414, 431,
+    /// path and query rejections, too many connections.
+    #[error("{}", .0.message)]
+    Transport(beacon_service::TransportError),
 }
 
 impl ApiError {
@@ -29,6 +33,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::AdminDisabled => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::IdempotencyConflict => StatusCode::CONFLICT,
+            ApiError::Transport(e) => e.status,
         }
     }
 
@@ -40,13 +45,31 @@ impl ApiError {
             ApiError::AdminDisabled => "ADMIN_DISABLED",
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::IdempotencyConflict => "IDEMPOTENCY_KEY_CONFLICT",
+            ApiError::Transport(e) => e.code,
         }
+    }
+
+    /// Renders a transport error in this shape (the serve loop's `Render`).
+    pub fn render_transport(e: beacon_service::TransportError) -> Response {
+        ApiError::Transport(e).into_response()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.to_string(), "error_code": self.code()});
-        (self.status(), Json(body)).into_response()
+        let retry_after = match &self {
+            ApiError::Transport(e) => e.retry_after,
+            _ => None,
+        };
+        let mut body = json!({"error": self.to_string(), "error_code": self.code()});
+        if let Some(s) = retry_after {
+            body["retry_after"] = json!(s);
+        }
+        let mut resp = (self.status(), Json(body)).into_response();
+        if let Some(s) = retry_after {
+            let (name, value) = beacon_service::transport::retry_after_header(s);
+            resp.headers_mut().insert(name, value);
+        }
+        resp
     }
 }

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{AppState, RateLimiter, routes};
 use crate::config::{Config, generate_signing_key};
+use crate::error::ApiError;
 use crate::events::Events;
 use crate::router::{RouterCatalog, RouterClient};
 use crate::scheduler::{self, Ctx, Registry};
@@ -128,17 +129,22 @@ impl Application {
             self.state.config.scheduler.poll_interval,
             shutdown.child_token(),
         ));
-        let app = routes(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = routes(self.state.clone());
         let signal = shutdown.clone();
         let closing = self.state.closing.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
+        beacon_service::serve(
+            self.listener,
+            app,
+            &self.state.config.server,
+            ApiError::render_transport,
+            async move {
                 signal.cancelled().await;
                 // Long-lived responses (event streams, WebSockets) end now, or the
                 // graceful shutdown would wait for them forever.
                 closing.cancel();
-            })
-            .await?;
+            },
+        )
+        .await?;
         shutdown.cancel();
         tracker.close();
         let grace = self.state.config.scheduler.shutdown_grace;

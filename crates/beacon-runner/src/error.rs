@@ -39,6 +39,10 @@ pub enum ApiError {
     RouterUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error of the transport (beacon_service::transport): 405, 408, 413, 414, 431,
+    /// path and query rejections, too many connections.
+    #[error("{}", .0.message)]
+    Transport(beacon_service::TransportError),
 }
 
 impl ApiError {
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::ControlTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::RouterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Transport(e) => e.status,
         }
     }
 
@@ -78,7 +83,22 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::ControlTokenRequired => "UNAUTHORIZED",
             ApiError::RouterUnavailable(_) => "ROUTER_UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
+            ApiError::Transport(e) => e.code,
         }
+    }
+
+    /// Seconds after which a retry may succeed (`Retry-After` and `retry_after`).
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited(s) => Some(*s),
+            ApiError::Transport(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    /// Renders a transport error in this shape (the serve loop's `Render`).
+    pub fn render_transport(e: beacon_service::TransportError) -> Response {
+        ApiError::Transport(e).into_response()
     }
 
     fn details(&self) -> Value {
@@ -119,12 +139,21 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = json!({
+        let mut body = json!({
             "error": error,
             "error_code": self.code(),
             "details": self.details(),
             "request_id": request_id,
         });
-        (self.status(), Json(body)).into_response()
+        let retry_after = self.retry_after();
+        if let Some(s) = retry_after {
+            body["retry_after"] = json!(s);
+        }
+        let mut resp = (self.status(), Json(body)).into_response();
+        if let Some(s) = retry_after {
+            let (name, value) = beacon_service::transport::retry_after_header(s);
+            resp.headers_mut().insert(name, value);
+        }
+        resp
     }
 }

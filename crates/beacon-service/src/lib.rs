@@ -1,13 +1,22 @@
 //! beacon-service: the plumbing `beacon-router` and `beacon-runner` share, written once:
 //! configuration errors that name the key, a binary's run-until-SIGTERM loop with its
 //! `listening on` line, background handles for in-process use (tests, `beacon demo`),
-//! the constant-time admin bearer-token check, bounded reads of peers' bodies, and
-//! connection strings shown without their secrets.
+//! the constant-time admin bearer-token check, bounded reads of peers' bodies,
+//! connection strings shown without their secrets, and the HTTP serve loop with its
+//! connection limits and JSON transport errors.
 
 pub mod body;
 #[cfg(feature = "hostile")]
 pub mod hostile;
 pub mod redact;
+pub mod serve;
+mod server_config;
+#[cfg(feature = "test-support")]
+pub mod testing;
+pub mod transport;
+
+pub use serve::{ServerConfig, serve};
+pub use transport::{Render, TransportError};
 
 use std::future::Future;
 use std::io::Write;

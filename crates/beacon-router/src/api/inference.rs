@@ -40,6 +40,13 @@ fn body_refusal(app: &AppState, e: &BytesRejection) -> (u16, String, &'static st
             format!("request body larger than {limit} bytes (max_request_bytes)"),
             PAYLOAD_TOO_LARGE,
         )
+    } else if beacon_service::transport::is_body_timeout(e) {
+        // The body stopped arriving for `[server] body_read_timeout`.
+        (
+            408,
+            "request body not received within body_read_timeout".to_string(),
+            "REQUEST_TIMEOUT",
+        )
     } else {
         (
             400,

@@ -15,8 +15,8 @@ use beacon_core::duration::parse_duration;
 use serde::{Deserialize, Deserializer};
 
 pub use auth::{InferenceAuth, MIN_TOKEN_LEN};
-pub use beacon_service::ConfigError;
 use beacon_service::config_error as err;
+pub use beacon_service::{ConfigError, ServerConfig};
 pub use cors::{CorsOrigins, DEFAULT_CORS_ORIGINS};
 pub use provider::{ProviderConfig, ProviderKind, ServedModel};
 use provider::{RawProvider, validate_provider};
@@ -143,6 +143,9 @@ struct RawConfig {
     health: HealthConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    /// Connection timeouts and limits (beacon_service::ServerConfig).
+    #[serde(default)]
+    server: ServerConfig,
     #[serde(default)]
     auth: auth::RawAuth,
     #[serde(default)]
@@ -168,6 +171,8 @@ pub struct Config {
     /// Who may call the inference routes (`[auth]`).
     pub inference_auth: InferenceAuth,
     pub idempotency: IdempotencyConfig,
+    /// `[server]`: connection timeouts and limits.
+    pub server: ServerConfig,
     pub providers: Vec<ProviderConfig>,
 }
 
@@ -219,6 +224,7 @@ impl Config {
             return Err(err("idempotency.ttl", "must be longer than 0"));
         }
         check_bytes("idempotency.max_bytes", raw.idempotency.max_bytes)?;
+        raw.server.check()?;
         if raw.providers.is_empty() {
             return Err(err(
                 "providers",
@@ -244,6 +250,7 @@ impl Config {
             limits: raw.limits,
             inference_auth,
             idempotency: raw.idempotency,
+            server: raw.server,
             providers,
         })
     }
@@ -262,7 +269,7 @@ impl Config {
     /// What the router runs with, safe to log: no URLs with credentials, no tokens.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "listen={} inference_auth={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} idempotency(ttl/max_bytes)={:?}/{} providers={}",
+            "listen={} inference_auth={} admin_routes={} cors={} probe_interval={:?} probe_timeout={:?} unhealthy_after={} max_request_bytes={} idempotency(ttl/max_bytes)={:?}/{} {} providers={}",
             self.listen,
             self.inference_auth.describe(),
             if self.admin_token.is_some() {
@@ -277,6 +284,7 @@ impl Config {
             self.limits.max_request_bytes,
             self.idempotency.ttl,
             self.idempotency.max_bytes,
+            self.server.summary(),
             self.providers.len()
         );
         for p in &self.providers {

@@ -13,8 +13,8 @@ use beacon_core::duration::parse_duration;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Deserializer};
 
-pub use beacon_service::ConfigError;
 use beacon_service::config_error as err;
+pub use beacon_service::{ConfigError, ServerConfig};
 
 mod sections;
 
@@ -54,6 +54,9 @@ struct RawConfig {
     breaker: BreakerConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    /// Connection timeouts and limits (beacon_service::ServerConfig).
+    #[serde(default)]
+    server: ServerConfig,
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -82,6 +85,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub breaker: BreakerConfig,
     pub limits: LimitsConfig,
+    /// `[server]`: connection timeouts and limits.
+    pub server: ServerConfig,
     pub admin_token: Option<String>,
     /// `RUNNER_CONTROL_TOKEN`: when set, cancel, retry and execute need it as a bearer
     /// token (the admin token also passes). Unset, those routes stay open for the portal.
@@ -199,6 +204,7 @@ impl Config {
             return Err(err("breaker.failure_threshold", "must be at least 1"));
         }
         raw.limits.check()?;
+        raw.server.check()?;
         let instance_id = raw.instance_id.unwrap_or_else(default_instance_id);
         Ok(Config {
             listen,
@@ -214,6 +220,7 @@ impl Config {
             scheduler: raw.scheduler,
             breaker: raw.breaker,
             limits: raw.limits,
+            server: raw.server,
             admin_token: env("RUNNER_ADMIN_TOKEN"),
             control_token: env("RUNNER_CONTROL_TOKEN"),
             signing_key,
@@ -225,7 +232,7 @@ impl Config {
         let db = redact_db_url(&self.database_url);
         format!(
             "instance={} listen={} database={} router={} (from {}) router_timeout={:?} router_token={} signatures={:?} trusted_keys={} \
-             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={}",
+             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={} {}",
             self.instance_id,
             self.listen,
             db,
@@ -260,6 +267,7 @@ impl Config {
                 "generated at start (set RUNNER_SIGNING_KEY to keep it)"
             },
             self.cors_origins.join(","),
+            self.server.summary(),
         )
     }
 }
