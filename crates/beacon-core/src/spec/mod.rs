@@ -3,6 +3,7 @@
 //! rule lives in `read.rs` and nowhere else.
 
 mod error;
+mod options;
 mod read;
 
 use std::time::Duration;

@@ -1,16 +1,11 @@
 //! Every reading rule of a job spec (runner.md "Job spec"), applied once at the edge.
 //! The reader never panics: any bytes or JSON give a plan or a [`SpecError`].
 
-use std::time::Duration;
-
 use serde_json::{Map, Value};
 
 use super::error::SpecErrorCode as Code;
-use super::{
-    JobOptions, JobPlan, Limits, PlannedModel, PlannedQuestion, SpecError, bounds, defaults,
-};
+use super::{JobPlan, Limits, PlannedModel, PlannedQuestion, SpecError};
 use crate::catalogue::Catalogue;
-use crate::duration::duration_from_json;
 use crate::ids::{JobId, ModelId, QuestionId};
 use crate::region::Region;
 
@@ -91,7 +86,7 @@ pub fn read_spec(spec: Value, catalogue: &Catalogue, limits: &Limits) -> Result<
     };
     let regions = read_regions(constraints, limits)?;
     let runs = read_runs(obj, limits)?;
-    let options = read_options(obj, constraints)?;
+    let options = super::options::read_options(obj, constraints)?;
 
     let total = questions
         .len()
@@ -120,7 +115,7 @@ pub fn read_spec(spec: Value, catalogue: &Catalogue, limits: &Limits) -> Result<
     })
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> SpecError {
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> SpecError {
     SpecError::new(Code::InvalidSpec, field, message)
 }
 
@@ -426,136 +421,6 @@ fn read_runs(obj: &Map<String, Value>, limits: &Limits) -> Result<u32> {
     Ok(runs as u32)
 }
 
-fn read_options(
-    obj: &Map<String, Value>,
-    constraints: Option<&Map<String, Value>>,
-) -> Result<JobOptions> {
-    let get = |key: &str| {
-        constraints
-            .and_then(|c| c.get(key))
-            .filter(|v| !v.is_null())
-    };
-    let min_success_rate = match get("min_success_rate") {
-        None => defaults::MIN_SUCCESS_RATE,
-        Some(v) => v
-            .as_f64()
-            .filter(|r| (0.0..=1.0).contains(r))
-            .ok_or_else(|| {
-                SpecError::new(
-                    Code::InvalidMinSuccessRate,
-                    "constraints.min_success_rate",
-                    format!(
-                        "min_success_rate must be a number in [0, 1], got {}",
-                        truncate(&v.to_string())
-                    ),
-                )
-            })?,
-    };
-    let timeout = read_timeout(
-        get("timeout"),
-        "constraints.timeout",
-        defaults::TIMEOUT,
-        bounds::MAX_JOB_TIMEOUT,
-    )?;
-    let provider_timeout = read_timeout(
-        get("provider_timeout"),
-        "constraints.provider_timeout",
-        defaults::PROVIDER_TIMEOUT,
-        bounds::MAX_PROVIDER_TIMEOUT,
-    )?;
-    let min_regions = match get("min_regions") {
-        None => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
-                    invalid(
-                        "constraints.min_regions",
-                        "min_regions must be a whole number ≥ 0",
-                    )
-                })?,
-        ),
-    };
-    let params = match obj.get("params") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(p)) => Some(p),
-        Some(_) => {
-            return Err(SpecError::new(
-                Code::InvalidParams,
-                "params",
-                "params must be an object",
-            ));
-        }
-    };
-    let param = |key: &str| params.and_then(|p| p.get(key)).filter(|v| !v.is_null());
-    let temperature = match param("temperature") {
-        None => defaults::TEMPERATURE,
-        Some(v) => v
-            .as_f64()
-            .filter(|t| (0.0..=bounds::MAX_TEMPERATURE).contains(t))
-            .ok_or_else(|| {
-                SpecError::new(
-                    Code::InvalidParams,
-                    "params.temperature",
-                    format!(
-                        "temperature must be a number in [0, {}]",
-                        bounds::MAX_TEMPERATURE
-                    ),
-                )
-            })?,
-    };
-    let max_tokens = match param("max_tokens") {
-        None => defaults::MAX_TOKENS,
-        Some(v) => v
-            .as_u64()
-            .filter(|t| (1..=u64::from(bounds::MAX_TOKENS)).contains(t))
-            .map(|t| t as u32)
-            .ok_or_else(|| {
-                SpecError::new(
-                    Code::InvalidParams,
-                    "params.max_tokens",
-                    format!(
-                        "max_tokens must be a whole number in [1, {}]",
-                        bounds::MAX_TOKENS
-                    ),
-                )
-            })?,
-    };
-    Ok(JobOptions {
-        min_success_rate,
-        timeout,
-        provider_timeout,
-        temperature,
-        max_tokens,
-        min_regions,
-    })
-}
-
-fn read_timeout(
-    v: Option<&Value>,
-    field: &str,
-    default: Duration,
-    max: Duration,
-) -> Result<Duration> {
-    let Some(v) = v else {
-        return Ok(default);
-    };
-    let d = duration_from_json(v)
-        .map_err(|e| SpecError::new(Code::InvalidDuration, field, format!("{field}: {e}")))?;
-    if d < bounds::MIN_TIMEOUT || d > max {
-        return Err(SpecError::new(
-            Code::InvalidDuration,
-            field,
-            format!(
-                "{field} must be between {} and {}",
-                crate::duration::format_duration(bounds::MIN_TIMEOUT),
-                crate::duration::format_duration(max)
-            ),
-        ));
-    }
-    Ok(d)
-}
-
-fn truncate(s: &str) -> String {
+pub(super) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
