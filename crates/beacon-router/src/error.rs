@@ -1,7 +1,6 @@
 //! The router's one error enum for its own routes (not inference failures, which use
 //! the `/inference` shape): each maps to an HTTP status and an `error_code`.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -61,15 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::Transport(e) => e.retry_after,
             _ => None,
         };
-        let mut body = json!({"error": self.to_string(), "error_code": self.code()});
-        if let Some(s) = retry_after {
-            body["retry_after"] = json!(s);
-        }
-        let mut resp = (self.status(), Json(body)).into_response();
-        if let Some(s) = retry_after {
-            let (name, value) = beacon_service::transport::retry_after_header(s);
-            resp.headers_mut().insert(name, value);
-        }
-        resp
+        let body = json!({"error": self.to_string(), "error_code": self.code()});
+        beacon_service::transport::error_response(self.status(), body, retry_after)
     }
 }

@@ -2,7 +2,6 @@
 //! `error_code`, and renders as `{error, error_code, details, request_id}` (a 404's
 //! text starts with `404:`, which the portal matches).
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use beacon_core::spec::SpecError;
@@ -139,21 +138,12 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({
+        let body = json!({
             "error": error,
             "error_code": self.code(),
             "details": self.details(),
             "request_id": request_id,
         });
-        let retry_after = self.retry_after();
-        if let Some(s) = retry_after {
-            body["retry_after"] = json!(s);
-        }
-        let mut resp = (self.status(), Json(body)).into_response();
-        if let Some(s) = retry_after {
-            let (name, value) = beacon_service::transport::retry_after_header(s);
-            resp.headers_mut().insert(name, value);
-        }
-        resp
+        beacon_service::transport::error_response(self.status(), body, self.retry_after())
     }
 }

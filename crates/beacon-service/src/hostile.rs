@@ -212,3 +212,35 @@ pub fn verdict(
     }
     Ok(())
 }
+
+/// Runs `strategy`'s cases from a fixed seed (so CI is repeatable; `PROPTEST_CASES`
+/// cases, default 400) through `send`, which answers (status, content type, body), and
+/// checks each answer with [`verdict`] (no 5xx at all). Panics with the first failing
+/// case, shrunk, cut to 600 characters.
+pub fn check_every_answer<S>(strategy: &S, send: impl Fn(&S::Value) -> (u16, String, Vec<u8>))
+where
+    S: Strategy,
+    S::Value: std::fmt::Debug,
+{
+    use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+    let config = Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(400),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let result = runner.run(strategy, |case| {
+        let (status, content_type, body) = send(&case);
+        verdict(status, &content_type, &body, &[]).map_err(|e| {
+            let case: String = format!("{case:?}").chars().take(600).collect();
+            TestCaseError::fail(format!("{case}: {e}"))
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tower_http::timeout::TimeoutBody;
 
@@ -49,9 +49,22 @@ impl TransportError {
 /// How a service writes a `TransportError` (its `{error, error_code, …}` shape).
 pub type Render = fn(TransportError) -> Response;
 
-/// `Retry-After: <seconds>`, for renderers.
-pub fn retry_after_header(seconds: u64) -> (header::HeaderName, HeaderValue) {
-    (header::RETRY_AFTER, HeaderValue::from(seconds))
+/// A JSON error answer; with `retry_after` (seconds) the body gains `retry_after` and
+/// the answer a `Retry-After` header, so a client that obeys either waits the same.
+pub fn error_response(
+    status: StatusCode,
+    mut body: serde_json::Value,
+    retry_after: Option<u64>,
+) -> Response {
+    if let Some(s) = retry_after {
+        body["retry_after"] = serde_json::json!(s);
+    }
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Some(s) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
 }
 
 #[derive(Clone)]

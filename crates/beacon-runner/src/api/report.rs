@@ -139,6 +139,24 @@ pub async fn load(app: &AppState, id: &str) -> Result<Arc<Report>, ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Calls `f` on each of the job's executions in `seq` order, one store page at a time,
+/// so a pass over a 100,000-execution job holds one page, not the job.
+async fn each_execution(
+    store: &dyn beacon_store::Store,
+    job_id: &str,
+    mut f: impl FnMut(&beacon_store::ExecutionRecord),
+) -> Result<(), ApiError> {
+    let mut after = None;
+    loop {
+        let page = store.job_executions_after(job_id, after, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.seq);
+        page.iter().for_each(&mut f);
+    }
+}
+
 /// Two passes over the job's executions, a page at a time: the corpus's document
 /// frequencies, then the groups (docs/analysis.md).
 async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError> {
@@ -148,25 +166,12 @@ async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError
     let plan = plan(&job)?;
     let store = &app.ctx.store;
     let mut vocabulary = Vocabulary::default();
-    let mut after = None;
-    loop {
-        let page = store.job_executions_after(&job.id, after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.seq);
-        for e in &page {
-            vocabulary_add(&mut vocabulary, e);
-        }
-    }
+    each_execution(store.as_ref(), &job.id, |e| {
+        vocabulary_add(&mut vocabulary, e)
+    })
+    .await?;
     let mut builder = ReportBuilder::new(&plan, &vocabulary, MAX_REPORT_ANSWERS);
-    let mut after = None;
-    loop {
-        let page = store.job_executions_after(&job.id, after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.seq);
-        for e in &page {
-            builder.add(e);
-        }
-    }
+    each_execution(store.as_ref(), &job.id, |e| builder.add(e)).await?;
     let counts = store.counts(&job.id).await?;
     Ok(Arc::new(builder.finish(&job, views::progress(&counts))))
 }
