@@ -55,3 +55,65 @@ fn the_old_name_hybrid_base_is_enough_to_start() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 11 item 7: the startup log's configuration summary carries no secret, whatever
+/// form the router URL gives it (user, password, query token) and whatever token is set.
+#[test]
+fn the_startup_log_shows_no_secret() {
+    use std::io::Read;
+    let dir = std::env::temp_dir().join(format!("beacon-runner-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secrets = [
+        "alice",
+        "pa55w0rd",
+        "t0ken-in-query",
+        "router-bearer-0123456789",
+        "control-s3cret",
+        "admin-s3cret",
+    ];
+    let mut child = runner()
+        .env(
+            "ROUTER_URL",
+            "http://alice:pa55w0rd@127.0.0.1:9/base?token=t0ken-in-query",
+        )
+        .env("ROUTER_TOKEN", "router-bearer-0123456789")
+        .env("RUNNER_CONTROL_TOKEN", "control-s3cret")
+        .env("RUNNER_ADMIN_TOKEN", "admin-s3cret")
+        .env("RUST_LOG", "info")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/runner.db", dir.display()),
+        )
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The summary is logged before the `listening on` line is printed.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("configuration"),
+        "the summary is logged: {log}"
+    );
+    assert!(
+        log.contains("127.0.0.1:9"),
+        "the router's host is shown: {log}"
+    );
+    for s in secrets {
+        assert!(!log.contains(s), "{s} in the startup log: {log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
