@@ -38,16 +38,15 @@ pub fn is_json(content_type: Option<&str>) -> bool {
     })
 }
 
-/// 415 `UNSUPPORTED_MEDIA_TYPE` for a POST (or any other state-changing method) that is
-/// not declared JSON, body or no body. A browser sends `text/plain`, form encodings or no
-/// type at all cross-origin without asking first (a CORS "simple" request); CORS would
-/// only hide the answer after the job was cancelled. `application/json` makes a browser
-/// ask the preflight, which only the configured origins pass. The portal sends it on
-/// every call.
+/// 415 `UNSUPPORTED_MEDIA_TYPE` for a POST (every state-changing route of the runner is a
+/// POST) that is not declared JSON, body or no body. A browser sends `text/plain`, form
+/// encodings or no type at all cross-origin without asking first (a CORS "simple"
+/// request, which can only be GET, HEAD or POST); CORS would only hide the answer after
+/// the job was cancelled. `application/json` makes a browser ask the preflight, which
+/// only the configured origins pass. The portal sends it on every call. Other methods
+/// reach no route (405).
 pub async fn require_json(req: Request, next: Next) -> Response {
-    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    // A WebSocket upgrade is a GET; everything else that changes state is refused here.
-    if changes_state {
+    if req.method() == Method::POST {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
