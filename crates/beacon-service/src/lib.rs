@@ -3,7 +3,7 @@
 //! `listening on` line, background handles for in-process use (tests, `beacon demo`),
 //! the constant-time admin bearer-token check, bounded reads of peers' bodies,
 //! connection strings shown without their secrets, and the HTTP serve loop with its
-//! connection limits and JSON transport errors, and the Prometheus metrics registry.
+//! connection limits and JSON transport errors; each service's Prometheus metrics registry.
 
 pub mod body;
 #[cfg(feature = "hostile")]
