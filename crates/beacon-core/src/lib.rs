@@ -8,7 +8,6 @@ pub mod catalogue;
 pub mod duration;
 pub mod failure;
 pub mod ids;
-pub mod metrics;
 pub mod receipt;
 pub mod region;
 pub mod signing;

@@ -60,7 +60,7 @@ impl Application {
             instance_id: config.instance_id.clone(),
             signing_key,
             events: Arc::new(Events::default()),
-            metrics: Arc::new(beacon_core::metrics::Registry::default()),
+            metrics: Arc::new(crate::metrics::registry()),
             limits: scheduler::Limits::new(
                 config.scheduler.max_concurrency,
                 config.scheduler.max_concurrency_per_region,

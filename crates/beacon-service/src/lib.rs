@@ -3,11 +3,14 @@
 //! `listening on` line, background handles for in-process use (tests, `beacon demo`),
 //! the constant-time admin bearer-token check, bounded reads of peers' bodies,
 //! connection strings shown without their secrets, and the HTTP serve loop with its
-//! connection limits and JSON transport errors.
+//! connection limits and JSON transport errors; each service's Prometheus metrics registry.
 
 pub mod body;
 #[cfg(feature = "hostile")]
 pub mod hostile;
+pub mod metrics;
+#[cfg(feature = "test-support")]
+pub mod promtool;
 pub mod redact;
 pub mod serve;
 mod server_config;

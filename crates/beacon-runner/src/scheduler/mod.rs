@@ -44,7 +44,7 @@ pub struct Ctx {
     pub instance_id: String,
     pub signing_key: SigningKey,
     pub events: Arc<Events>,
-    pub metrics: Arc<beacon_core::metrics::Registry>,
+    pub metrics: Arc<beacon_service::metrics::Registry>,
     pub limits: Limits,
     /// `[limits]`: what is read from the router and kept per execution.
     pub limits_cfg: LimitsConfig,

@@ -1,0 +1,110 @@
+//! The router's `/metrics` (issue 12): after traffic, the exposition passes
+//! `promtool check metrics` with no warning, every series carries a `# HELP` and `# TYPE`
+//! from the catalogue, latencies are histograms in seconds, and docs/metrics.md lists
+//! every metric the catalogue has.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use beacon_router::metrics::CATALOGUE;
+use beacon_service::metrics::Kind;
+use beacon_service::promtool::assert_promtool_clean;
+use beacon_sim::Faults;
+use common::*;
+
+const METRICS_DOC: &str = include_str!("../../../docs/metrics.md");
+
+#[tokio::test]
+async fn metrics_after_traffic_pass_promtool_and_follow_the_catalogue() {
+    let eu = sim("eu-west", Faults::default()).await;
+    let us = sim(
+        "us-east",
+        Faults {
+            inference_broken: true,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let r = router(&[
+        provider("eu", "eu-west", &eu, ""),
+        provider("us", "us-east", &us, ""),
+    ])
+    .await;
+    eventually(Duration::from_secs(5), "eu healthy", || async {
+        (provider_entry(&r, "eu").await["state"] == "healthy").then_some(())
+    })
+    .await;
+    assert_eq!(infer(&r, ask("llama3.2-1b", "eu-west", "one")).await.0, 200);
+    assert_eq!(infer(&r, ask("mistral-7b", "eu-west", "two")).await.0, 200);
+    // A failing region: whatever the router answers, the exposition stays clean.
+    infer(&r, ask("llama3.2-1b", "us-east", "three")).await;
+    let resp = http()
+        .get(format!("{}/metrics", r.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+
+    for m in CATALOGUE {
+        // Only recorded when a request waited for a provider's slot; none did here.
+        if m.name == "beacon_router_queue_wait_seconds" && !text.contains(m.name) {
+            continue;
+        }
+        assert!(
+            text.contains(&format!("# HELP {} ", m.name)),
+            "{} has no help text:\n{text}",
+            m.name
+        );
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        assert!(
+            text.contains(&format!("# TYPE {} {kind}", m.name)),
+            "{} is not a {kind}:\n{text}",
+            m.name
+        );
+        assert_eq!(
+            m.name.ends_with("_total"),
+            m.kind == Kind::Counter,
+            "{}: counters end in _total, nothing else does",
+            m.name
+        );
+        if m.kind == Kind::Histogram {
+            assert!(m.name.ends_with("_seconds"), "{}", m.name);
+        }
+    }
+    assert!(
+        text.contains("beacon_router_overhead_seconds_bucket{le=\"0.001\"}"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "beacon_router_requests_total{provider=\"eu\",region=\"eu-west\",model=\"mistral-7b\",outcome=\"success\"} 1"
+    ));
+    assert_promtool_clean("the router", &text);
+    r.shutdown().await;
+    eu.shutdown().await;
+    us.shutdown().await;
+}
+
+#[test]
+fn the_metrics_doc_lists_every_router_metric() {
+    for m in CATALOGUE {
+        let row = METRICS_DOC
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
+            .unwrap_or_else(|| panic!("docs/metrics.md has no row for {}", m.name));
+        for label in m.labels {
+            assert!(
+                row.contains(&format!("`{label}`")),
+                "{}: label {label} undocumented",
+                m.name
+            );
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `promtool check metrics` for both services' acceptance tests: the exposition a
+//! service serves must parse and pass Prometheus's own lint with no warning. promtool
+//! comes from Debian's `prometheus` package (.ci/run installs it); without it the check
+//! is skipped loudly, and fails under CI or with BEACON_REQUIRE_PROMTOOL set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Where Debian's `prometheus` package puts promtool.
+pub const PROMTOOL: &str = "/usr/bin/promtool";
+
+/// Pipes `exposition` to `promtool check metrics` and asserts exit 0 with no output
+/// (promtool prints each lint warning). Returns false when promtool is missing and
+/// the check was skipped.
+pub fn assert_promtool_clean(service: &str, exposition: &str) -> bool {
+    if !Path::new(PROMTOOL).exists() {
+        let required = std::env::var_os("CI").is_some_and(|v| v != "false")
+            || std::env::var_os("BEACON_REQUIRE_PROMTOOL").is_some();
+        assert!(
+            !required,
+            "{PROMTOOL} is missing: the metrics lint needs promtool under CI (apt-get install -y --no-install-recommends prometheus)"
+        );
+        eprintln!(
+            "\n{0}\nSKIPPED: promtool not installed, {service}'s /metrics not checked (apt-get install prometheus)\n{0}\n",
+            "!".repeat(72)
+        );
+        return false;
+    }
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(exposition.as_bytes())
+        .expect("promtool reads the exposition");
+    let out = child.wait_with_output().expect("promtool ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics on {service}'s /metrics: {:?}\n{said}\n--- exposition ---\n{exposition}",
+        out.status.code()
+    );
+    true
+}
