@@ -155,6 +155,54 @@ fn doctor_fails_on_a_broken_region_and_passes_on_a_healthy_demo() {
     assert_eq!(v["ok"], true);
 }
 
+#[test]
+fn doctor_needs_only_the_runner_url_to_fail_a_broken_region() {
+    let dir = TempPath::new();
+    let broken = serve(dir.dir(), Some("eu-west:inference_broken=true"));
+    // No --router, no --token: what a new user types.
+    let out = run(beacon().arg("doctor").arg("--runner").arg(&broken.runner));
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("not checked"), "{all}");
+    let fails: Vec<&str> = all.lines().filter(|l| l.starts_with("FAIL")).collect();
+    // The region with no routable provider, naming the provider and its 404.
+    assert!(
+        fails.iter().any(|l| l.contains("region eu-west")
+            && l.contains("no routable provider")
+            && l.contains("demo-eu-west")
+            && l.contains("404")),
+        "{all}"
+    );
+    // The region whose recent executions all failed, naming the failure code.
+    assert!(
+        fails
+            .iter()
+            .any(|l| l.contains("region eu-west recent executions")
+                && l.contains("all ")
+                && l.contains("_")),
+        "{all}"
+    );
+    assert!(
+        !fails
+            .iter()
+            .any(|l| l.contains("us-east") || l.contains("asia-pacific")),
+        "only eu-west is broken: {all}"
+    );
+    drop(broken);
+
+    let healthy_dir = TempPath::new();
+    let healthy = serve(healthy_dir.dir(), None);
+    let out = run(beacon().arg("doctor").arg("--runner").arg(&healthy.runner));
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(!all.contains("not checked"), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("ok") && l.contains("region eu-west recent executions")),
+        "{all}"
+    );
+}
+
 /// The `Access-Control-Allow-Origin` a preflight from `origin` gets.
 async fn preflight(url: String, origin: &str, method: &str) -> Option<String> {
     let resp = reqwest::Client::new()

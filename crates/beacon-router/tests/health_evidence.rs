@@ -161,3 +161,47 @@ async fn a_provider_never_probed_is_unknown_not_healthy() {
     r.shutdown().await;
     eu.shutdown().await;
 }
+
+/// Issue 12: a live success must not keep a provider `healthy` on evidence older than
+/// the staleness window (3 x probe_interval). The file asks for a 30 s probe skip with a
+/// 200 ms probe interval; the router clamps the skip, so when the provider breaks right
+/// after its last live success, a probe finds out before the evidence goes stale.
+#[tokio::test]
+async fn the_state_shown_is_never_healthy_on_stale_evidence() {
+    let eu = sim("eu-west", Faults::default()).await;
+    let health = "[health]\nprobe_interval = \"200ms\"\nprobe_timeout = \"2s\"\nunhealthy_after = 1\neject_base = \"5s\"\neject_max = \"5s\"\nskip_probe_if_live_success_within = \"30s\"\n";
+    let r = router_with(
+        &format!("{health}{}", provider("modal-eu-west", "eu-west", &eu, "")),
+        &[],
+    )
+    .await;
+    eventually(Duration::from_secs(5), "healthy", || async {
+        (provider_entry(&r, "modal-eu-west").await["state"] == "healthy").then_some(())
+    })
+    .await;
+    // A live success, then the provider breaks: only probes can tell now.
+    let (status, body) = infer(&r, ask("llama3.2-1b", "eu-west", "Tell me about Paris.")).await;
+    assert_eq!(status, 200, "{body}");
+    eu.set_faults(FaultPatch {
+        inference_broken: Some(true),
+        ..FaultPatch::default()
+    })
+    .unwrap();
+    // Every view until the provider is found broken: never healthy and stale at once.
+    let entry = eventually(
+        Duration::from_secs(3),
+        "found broken by a probe",
+        || async {
+            let e = provider_entry(&r, "modal-eu-west").await;
+            assert!(
+                !(e["state"] == "healthy" && e["stale"] == true),
+                "healthy on stale evidence: {e}"
+            );
+            (e["state"] == "unhealthy").then_some(e)
+        },
+    )
+    .await;
+    assert_eq!(entry["last_failure"]["http_status"], 404, "{entry}");
+    r.shutdown().await;
+    eu.shutdown().await;
+}

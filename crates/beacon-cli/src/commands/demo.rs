@@ -112,7 +112,7 @@ async fn start_services(
         sims.push((region.clone(), sim));
     }
     let router_toml = format!(
-        "listen = \"127.0.0.1:0\"\n[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n[health]\nprobe_interval = \"10s\"\nprobe_timeout = \"10s\"\nunhealthy_after = 3\neject_base = \"5s\"\neject_max = \"30s\"\n{providers}"
+        "listen = \"127.0.0.1:0\"\n[auth]\ninference_token_env = \"ROUTER_INFERENCE_TOKEN\"\n[health]\nprobe_interval = \"10s\"\nskip_probe_if_live_success_within = \"10s\"\nprobe_timeout = \"10s\"\nunhealthy_after = 3\neject_base = \"5s\"\neject_max = \"30s\"\n{providers}"
     );
     let cors_origins = inherited_cors_origins();
     let cors = cors_origins.clone();

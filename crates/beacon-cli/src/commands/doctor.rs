@@ -59,6 +59,7 @@ pub async fn doctor(
     if let Some(list) = providers {
         provider_checks(&list, &mut checks);
     }
+    region_checks(&client, &mut checks).await;
     failure_checks(&client, &mut checks).await;
 
     let worst = checks
@@ -232,6 +233,20 @@ async fn provider_list(
             }
         }
     }
+    // The runner knows its router: its public view needs no URL and no token.
+    match client.get("/api/v1/router/providers").await {
+        Ok(v) => {
+            if let Some(list) = v["providers"].as_array() {
+                return Some(list.clone());
+            }
+        }
+        Err(e) => checks.push(check(
+            "router's providers via the runner",
+            Verdict::Warn,
+            e.to_string(),
+            Some("the runner could not ask its router (see above), or is older than this CLI"),
+        )),
+    }
     if let Some(t) = token {
         match client.get_with_token("/api/v1/diagnostics", t).await {
             Ok(d) => return d["router_providers"].as_array().cloned(),
@@ -253,13 +268,13 @@ async fn provider_list(
 }
 
 fn provider_checks(list: &[Value], checks: &mut Vec<Check>) {
-    let mut regions: BTreeMap<String, bool> = BTreeMap::new();
+    // Per region: whether any provider is routable, and what each one says.
+    let mut regions: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
     for p in list {
         let name = p["name"].as_str().unwrap_or("?");
         let region = p["region"].as_str().unwrap_or("?");
         let state = p["state"].as_str().unwrap_or("?");
         let usable = matches!(state, "healthy" | "unknown");
-        *regions.entry(region.to_string()).or_default() |= usable;
         let age = p["probe_age_seconds"]
             .as_f64()
             .map_or("never probed".to_string(), |a| {
@@ -267,18 +282,24 @@ fn provider_checks(list: &[Value], checks: &mut Vec<Check>) {
             });
         let last = &p["last_failure"];
         let last_text = if last.is_object() {
+            let message = last["message"].as_str().unwrap_or("");
+            // The router's messages usually say the status already.
             let status = last["http_status"]
                 .as_u64()
                 .map(|s| format!(" HTTP {s}"))
+                .filter(|s| !message.contains(s.trim()))
                 .unwrap_or_default();
             format!(
                 "; last failure: {}{status}: {}",
                 last["code"].as_str().unwrap_or("?"),
-                last["message"].as_str().unwrap_or("")
+                message
             )
         } else {
             String::new()
         };
+        let entry = regions.entry(region.to_string()).or_default();
+        entry.0 |= usable;
+        entry.1.push(format!("{name} {state}{last_text}"));
         let label = format!("provider {name} ({region})");
         let (verdict, detail, next) = match state {
             "healthy" if p["stale"] == true => (
@@ -321,12 +342,15 @@ fn provider_checks(list: &[Value], checks: &mut Vec<Check>) {
         };
         checks.push(check(label, verdict, detail, next));
     }
-    for (region, usable) in regions {
+    for (region, (usable, said)) in regions {
         if !usable {
             checks.push(check(
                 format!("region {region}"),
                 Verdict::Fail,
-                "no routable provider: every execution there will fail",
+                format!(
+                    "no routable provider: every execution there will fail ({})",
+                    said.join(", ")
+                ),
                 Some("fix the failing provider above"),
             ));
         }
@@ -341,6 +365,75 @@ fn next_for(last: &Value) -> &'static str {
         Some(401 | 403) => "the provider rejects the router's credentials: check auth_header_env",
         Some(s) if s >= 500 => "the provider is crashing: check its logs",
         _ => "check the provider; the router re-tests it when the ejection ends",
+    }
+}
+
+/// How many of the newest executions the per-region check reads.
+const RECENT: u32 = 200;
+
+/// One region's newest executions: completed, failed, and the failures by code with
+/// one example each.
+type RegionTally = (u32, u32, BTreeMap<String, (u32, String)>);
+
+/// Per region, over the newest executions: a region where every finished one failed
+/// is broken whatever the providers say (a wrong model name, a proxy in the way).
+async fn region_checks(client: &Client, checks: &mut Vec<Check>) {
+    let Ok(page) = client
+        .get(&format!("/api/v1/executions?limit={RECENT}"))
+        .await
+    else {
+        return;
+    };
+    let mut regions: BTreeMap<String, RegionTally> = BTreeMap::new();
+    for e in page["executions"].as_array().into_iter().flatten() {
+        let region = e["region"].as_str().unwrap_or("?").to_string();
+        let r = regions.entry(region).or_default();
+        match e["status"].as_str().unwrap_or("") {
+            "completed" => r.0 += 1,
+            "failed" | "timeout" => {
+                r.1 += 1;
+                let code = e["failure"]["code"].as_str().unwrap_or("UNKNOWN");
+                let example = format!(
+                    "execution {} ({}): {}",
+                    e["id"].as_str().unwrap_or("?"),
+                    e["model_id"].as_str().unwrap_or("?"),
+                    e["failure"]["message"].as_str().unwrap_or("")
+                );
+                r.2.entry(code.to_string()).or_insert((0, example)).0 += 1;
+            }
+            // Still running, or cancelled: no verdict on the region.
+            _ => {}
+        }
+    }
+    for (region, (completed, failed, codes)) in regions {
+        let label = format!("region {region} recent executions");
+        if failed > 0 && completed == 0 {
+            let by_code: Vec<String> = codes
+                .iter()
+                .map(|(code, (n, _))| format!("{code} ({n})"))
+                .collect();
+            let example = codes
+                .values()
+                .next()
+                .map(|(_, e)| format!(", e.g. {e}"))
+                .unwrap_or_default();
+            checks.push(check(
+                label,
+                Verdict::Fail,
+                format!(
+                    "all {failed} finished executions in {region} failed: {}{example}",
+                    by_code.join(", ")
+                ),
+                Some("see the provider checks above and docs/operations.md for the code"),
+            ));
+        } else if completed > 0 {
+            checks.push(check(
+                label,
+                Verdict::Ok,
+                format!("{completed} completed, {failed} failed"),
+                None,
+            ));
+        }
     }
 }
 

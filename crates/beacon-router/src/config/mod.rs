@@ -217,6 +217,10 @@ impl Config {
         };
         let cors_origins = cors::read(raw.cors_origins.as_deref(), env)?;
         check_health(&raw.health)?;
+        let mut raw = raw;
+        if let Some(warning) = coherent_skip(&mut raw.health) {
+            tracing::warn!("{warning}");
+        }
         check_bytes("limits.max_response_bytes", raw.limits.max_response_bytes)?;
         check_bytes("limits.max_request_bytes", raw.limits.max_request_bytes)?;
         let inference_auth = auth::read(&raw.auth, env)?;
@@ -339,6 +343,30 @@ fn check_health(h: &HealthConfig) -> Result<(), ConfigError> {
         return Err(err("health.probe_max_tokens", "must be at least 1"));
     }
     Ok(())
+}
+
+/// Keeps `skip_probe_if_live_success_within` at most one `probe_interval`, clamping a
+/// longer value and saying so (the returned warning names the key).
+///
+/// Why: a provider's evidence is stale after three probe intervals without any
+/// (`ProviderHealth::is_stale`). A live success suppresses probes for the skip window;
+/// when it ends, the next probe tick comes up to 1.1 intervals later (±10 % jitter) and
+/// the probe needs time to answer. Only a skip of at most one interval leaves that room
+/// inside the staleness window, so a provider that broke right after its last live
+/// success is re-tested before it could be shown `healthy` on stale evidence. The
+/// defaults (30 s and 30 s) satisfy it; short test and demo intervals get clamped.
+pub fn coherent_skip(h: &mut HealthConfig) -> Option<String> {
+    if h.skip_probe_if_live_success_within <= h.probe_interval {
+        return None;
+    }
+    let asked = h.skip_probe_if_live_success_within;
+    h.skip_probe_if_live_success_within = h.probe_interval;
+    Some(format!(
+        "health.skip_probe_if_live_success_within ({asked:?}) is longer than health.probe_interval \
+         ({:?}): clamped to {:?} so the state shown is never older than the staleness window \
+         (3 x probe_interval)",
+        h.probe_interval, h.probe_interval
+    ))
 }
 
 #[cfg(test)]

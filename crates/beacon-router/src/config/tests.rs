@@ -252,3 +252,47 @@ fn the_idempotency_cache_defaults_to_ten_minutes_and_64_mib() {
         (Duration::from_secs(30), 1_000_000)
     );
 }
+
+fn health(interval: &str, skip: Option<&str>) -> String {
+    let skip = skip.map_or(String::new(), |s| {
+        format!("skip_probe_if_live_success_within = \"{s}\"\n")
+    });
+    format!(
+        "listen = \"127.0.0.1:0\"\nauth.allow_unauthenticated = true\n[health]\nprobe_interval = \"{interval}\"\n{skip}[[providers]]\nname = \"p\"\nkind = \"modal\"\nregion = \"eu-west\"\nurl = \"http://127.0.0.1:9/\"\nmodels = [\"llama3.2-1b\"]\n"
+    )
+}
+
+#[test]
+fn a_probe_skip_longer_than_the_probe_interval_is_clamped_naming_the_key() {
+    use std::time::Duration;
+    let skip = |interval: &str, skip: Option<&str>| {
+        Config::from_toml(&health(interval, skip), &no_env)
+            .unwrap()
+            .health
+            .skip_probe_if_live_success_within
+    };
+    // The defaults are coherent and kept.
+    assert_eq!(skip("30s", None), Duration::from_secs(30));
+    assert_eq!(skip("30s", Some("10s")), Duration::from_secs(10));
+    // The demo's 10 s interval and the tests' 2 s still start, with the skip clamped
+    // below the staleness window (3 x probe_interval).
+    assert_eq!(skip("10s", None), Duration::from_secs(10));
+    assert_eq!(skip("2s", Some("30s")), Duration::from_secs(2));
+    assert_eq!(skip("200ms", Some("1h")), Duration::from_millis(200));
+
+    let mut h = HealthConfig {
+        probe_interval: Duration::from_secs(2),
+        skip_probe_if_live_success_within: Duration::from_secs(30),
+        ..HealthConfig::default()
+    };
+    let warning = coherent_skip(&mut h).unwrap();
+    assert!(
+        warning.contains("health.skip_probe_if_live_success_within") && warning.contains("2s"),
+        "{warning}"
+    );
+    assert!(h.skip_probe_if_live_success_within < h.probe_interval * 3);
+    assert!(
+        coherent_skip(&mut h).is_none(),
+        "a coherent value stays quiet"
+    );
+}

@@ -31,7 +31,7 @@ pub fn provider(name: &str, region: &str, sim: &SimHandle, extra: &str) -> Strin
 }
 
 /// Fast health settings so state changes happen in milliseconds.
-pub const FAST_HEALTH: &str = "[health]\nprobe_interval = \"2s\"\nprobe_timeout = \"2s\"\nunhealthy_after = 3\neject_base = \"400ms\"\neject_max = \"2s\"\nskip_probe_if_live_success_within = \"30s\"\n";
+pub const FAST_HEALTH: &str = "[health]\nprobe_interval = \"2s\"\nprobe_timeout = \"2s\"\nunhealthy_after = 3\neject_base = \"400ms\"\neject_max = \"2s\"\nskip_probe_if_live_success_within = \"2s\"\n";
 
 /// The inference token of the test routers (`ROUTER_INFERENCE_TOKEN`); [`http`] sends it.
 pub const TOKEN: &str = "beacon-router-test-token-0123456789";

@@ -11,6 +11,7 @@ mod portal;
 mod rate;
 pub mod report;
 mod retry;
+mod router_view;
 mod status;
 mod transparency;
 mod ws;
@@ -83,7 +84,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/diffs", get(portal::diffs))
         .route("/questions", get(status::questions))
         .route("/health", get(status::health))
-        .route("/diagnostics", get(status::diagnostics));
+        .route("/diagnostics", get(status::diagnostics))
+        .route("/router/providers", get(router_view::providers));
     // Routes that change a job: the control token guards them when it is set.
     let control = Router::new()
         .route("/jobs/{id}/cancel", post(jobs::cancel))
