@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use beacon_runner::metrics::CATALOGUE;
-use beacon_service::metrics::Kind;
-use beacon_service::promtool::assert_promtool_clean;
+use beacon_service::promtool::{assert_follows_catalogue, assert_promtool_clean};
 use beacon_sim::Faults;
 use common::*;
 use serde_json::json;
@@ -75,29 +74,7 @@ backend_test!(
                 .then_some(text)
         })
         .await;
-        for m in CATALOGUE {
-            assert!(
-                runner.contains(&format!("# HELP {} ", m.name)),
-                "{} has no help text:\n{runner}",
-                m.name
-            );
-            let kind = match m.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            assert!(
-                runner.contains(&format!("# TYPE {} {kind}", m.name)),
-                "{} is not a {kind}:\n{runner}",
-                m.name
-            );
-            assert_eq!(
-                m.name.ends_with("_total"),
-                m.kind == Kind::Counter,
-                "{}",
-                m.name
-            );
-        }
+        assert_follows_catalogue(&runner, CATALOGUE, &[]);
         assert!(
             runner.contains("beacon_runner_report_computations_total 1"),
             "{runner}"

@@ -54,3 +54,43 @@ pub fn assert_promtool_clean(service: &str, exposition: &str) -> bool {
     );
     true
 }
+
+/// Asserts that every metric of `catalogue` appears in `exposition` with its `# HELP`
+/// and `# TYPE` lines, that only counters end in `_total` and every histogram is in
+/// `_seconds`. Metrics named in `optional` may be absent (recorded only on some paths).
+pub fn assert_follows_catalogue(
+    exposition: &str,
+    catalogue: &[crate::metrics::Metric],
+    optional: &[&str],
+) {
+    use crate::metrics::Kind;
+    for m in catalogue {
+        if optional.contains(&m.name) && !exposition.contains(m.name) {
+            continue;
+        }
+        assert!(
+            exposition.contains(&format!("# HELP {} ", m.name)),
+            "{} has no help text:\n{exposition}",
+            m.name
+        );
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        assert!(
+            exposition.contains(&format!("# TYPE {} {kind}", m.name)),
+            "{} is not a {kind}:\n{exposition}",
+            m.name
+        );
+        assert_eq!(
+            m.name.ends_with("_total"),
+            m.kind == Kind::Counter,
+            "{}: counters end in _total, nothing else does",
+            m.name
+        );
+        if m.kind == Kind::Histogram {
+            assert!(m.name.ends_with("_seconds"), "{}", m.name);
+        }
+    }
+}
