@@ -24,7 +24,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    beacon_service::init_logging("info");
+    if let Err(e) = beacon_service::init_logging("info") {
+        eprintln!("beacon-router: {e}");
+        return ExitCode::from(beacon_service::EXIT_CONFIG);
+    }
     let args = Args::parse();
     let env = |k: &str| std::env::var(k).ok();
     let mut config = match Config::from_file(&args.config, &env) {

@@ -31,7 +31,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    beacon_service::init_logging("info");
+    if let Err(e) = beacon_service::init_logging("info") {
+        eprintln!("beacon-runner: {e}");
+        return ExitCode::from(beacon_service::EXIT_CONFIG);
+    }
     let args = Args::parse();
     let env = |k: &str| std::env::var(k).ok();
     let mut config = match Config::load(args.config.as_deref(), &env) {

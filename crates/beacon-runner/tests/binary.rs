@@ -117,3 +117,55 @@ fn the_startup_log_shows_no_secret() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `LOG_FORMAT=json`: every log line is one JSON object (level, message fields); an
+/// unknown format is a configuration error naming the variable, not a silent default.
+#[test]
+fn log_format_json_writes_one_object_per_line_and_typos_are_refused() {
+    use std::io::Read;
+    let out = runner()
+        .env("ROUTER_URL", "http://127.0.0.1:9")
+        .env("LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOG_FORMAT"));
+
+    let dir = std::env::temp_dir().join(format!("beacon-runner-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = runner()
+        .env("ROUTER_URL", "http://127.0.0.1:9")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/runner.db", dir.display()),
+        )
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on"), "{line:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the runner logged at start");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -63,20 +63,42 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 /// Logs to stderr (stdout is reserved for the `listening on` line), filtered by
-/// `RUST_LOG` or `default`.
-pub fn init_logging(default: &str) {
-    tracing_subscriber::fmt()
+/// `RUST_LOG` or `default`. `LOG_FORMAT=json` writes one JSON object per line (for log
+/// collectors), `text` or unset the human format; any other value is a configuration
+/// error naming `LOG_FORMAT`, never a silent fallback.
+pub fn init_logging(default: &str) -> Result<(), ConfigError> {
+    let json = match std::env::var("LOG_FORMAT").ok().as_deref().map(str::trim) {
+        None | Some("" | "text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(config_error(
+                "LOG_FORMAT",
+                format!("{other:?} is not a log format: use text or json"),
+            ));
+        }
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    // A log line that cannot be written (stderr redirected to a file on a full disk) is
+    // dropped. With internal-error reporting on, the subscriber would `eprintln!` about
+    // it, which panics when stderr fails, killing whatever task was logging: a full
+    // disk stalled every job that way.
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        // A log line that cannot be written (stderr redirected to a file on a full
-        // disk) is dropped. With internal-error reporting on, the subscriber would
-        // `eprintln!` about it, which panics when stderr fails, killing whatever task
-        // was logging: a full disk stalled every job that way.
         .log_internal_errors(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default.into()),
-        )
-        .init();
+        .with_env_filter(filter);
+    if json {
+        // The active span and its parents ride along, so a line says which job and
+        // execution it belongs to.
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        builder.init();
+    }
+    Ok(())
 }
 
 /// Applies a `--listen ADDR` flag over the configured address; the platform's `PORT`
