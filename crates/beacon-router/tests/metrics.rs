@@ -10,7 +10,9 @@ mod common;
 use std::time::Duration;
 
 use beacon_router::metrics::CATALOGUE;
-use beacon_service::promtool::{assert_follows_catalogue, assert_promtool_clean};
+use beacon_service::promtool::{
+    assert_documented, assert_follows_catalogue, assert_promtool_clean,
+};
 use beacon_sim::Faults;
 use common::*;
 
@@ -66,17 +68,5 @@ async fn metrics_after_traffic_pass_promtool_and_follow_the_catalogue() {
 
 #[test]
 fn the_metrics_doc_lists_every_router_metric() {
-    for m in CATALOGUE {
-        let row = METRICS_DOC
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
-            .unwrap_or_else(|| panic!("docs/metrics.md has no row for {}", m.name));
-        for label in m.labels {
-            assert!(
-                row.contains(&format!("`{label}`")),
-                "{}: label {label} undocumented",
-                m.name
-            );
-        }
-    }
+    assert_documented(METRICS_DOC, CATALOGUE);
 }

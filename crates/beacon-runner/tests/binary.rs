@@ -56,40 +56,26 @@ fn the_old_name_hybrid_base_is_enough_to_start() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue 11 item 7: the startup log's configuration summary carries no secret, whatever
-/// form the router URL gives it (user, password, query token) and whatever token is set.
-#[test]
-fn the_startup_log_shows_no_secret() {
+/// Starts the runner binary with `env` (plus a temp SQLite database and `RUST_LOG=info`)
+/// until its `listening on` line, stops it, and returns what it logged meanwhile.
+fn startup_log(name: &str, env: &[(&str, &str)]) -> String {
     use std::io::Read;
-    let dir = std::env::temp_dir().join(format!("beacon-runner-log-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("beacon-runner-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let secrets = [
-        "alice",
-        "pa55w0rd",
-        "t0ken-in-query",
-        "router-bearer-0123456789",
-        "control-s3cret",
-        "admin-s3cret",
-    ];
-    let mut child = runner()
-        .env(
-            "ROUTER_URL",
-            "http://alice:pa55w0rd@127.0.0.1:9/base?token=t0ken-in-query",
-        )
-        .env("ROUTER_TOKEN", "router-bearer-0123456789")
-        .env("RUNNER_CONTROL_TOKEN", "control-s3cret")
-        .env("RUNNER_ADMIN_TOKEN", "admin-s3cret")
-        .env("RUST_LOG", "info")
+    let mut cmd = runner();
+    cmd.env("RUST_LOG", "info")
         .env(
             "DATABASE_URL",
             format!("sqlite://{}/runner.db", dir.display()),
         )
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The summary is logged before the `listening on` line is printed.
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Start-up lines (the configuration summary among them) come before `listening on`.
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -104,6 +90,26 @@ fn the_startup_log_shows_no_secret() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    log
+}
+
+/// Issue 11 item 7: the startup log's configuration summary carries no secret, whatever
+/// form the router URL gives it (user, password, query token) and whatever token is set.
+#[test]
+fn the_startup_log_shows_no_secret() {
+    let log = startup_log(
+        "secrets",
+        &[
+            (
+                "ROUTER_URL",
+                "http://alice:pa55w0rd@127.0.0.1:9/base?token=t0ken-in-query",
+            ),
+            ("ROUTER_TOKEN", "router-bearer-0123456789"),
+            ("RUNNER_CONTROL_TOKEN", "control-s3cret"),
+            ("RUNNER_ADMIN_TOKEN", "admin-s3cret"),
+        ],
+    );
     assert!(
         log.contains("configuration"),
         "the summary is logged: {log}"
@@ -112,17 +118,22 @@ fn the_startup_log_shows_no_secret() {
         log.contains("127.0.0.1:9"),
         "the router's host is shown: {log}"
     );
-    for s in secrets {
+    for s in [
+        "alice",
+        "pa55w0rd",
+        "t0ken-in-query",
+        "router-bearer-0123456789",
+        "control-s3cret",
+        "admin-s3cret",
+    ] {
         assert!(!log.contains(s), "{s} in the startup log: {log}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `LOG_FORMAT=json`: every log line is one JSON object (level, message fields); an
 /// unknown format is a configuration error naming the variable, not a silent default.
 #[test]
 fn log_format_json_writes_one_object_per_line_and_typos_are_refused() {
-    use std::io::Read;
     let out = runner()
         .env("ROUTER_URL", "http://127.0.0.1:9")
         .env("LOG_FORMAT", "xml")
@@ -131,35 +142,10 @@ fn log_format_json_writes_one_object_per_line_and_typos_are_refused() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOG_FORMAT"));
 
-    let dir = std::env::temp_dir().join(format!("beacon-runner-json-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = runner()
-        .env("ROUTER_URL", "http://127.0.0.1:9")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/runner.db", dir.display()),
-        )
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on"), "{line:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = startup_log(
+        "json",
+        &[("ROUTER_URL", "http://127.0.0.1:9"), ("LOG_FORMAT", "json")],
+    );
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty(), "the runner logged at start");
     for l in lines {
@@ -167,5 +153,4 @@ fn log_format_json_writes_one_object_per_line_and_typos_are_refused() {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

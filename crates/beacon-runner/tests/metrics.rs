@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use beacon_runner::metrics::CATALOGUE;
-use beacon_service::promtool::{assert_follows_catalogue, assert_promtool_clean};
+use beacon_service::promtool::{
+    assert_documented, assert_follows_catalogue, assert_promtool_clean,
+};
 use beacon_sim::Faults;
 use common::*;
 use serde_json::json;
@@ -94,17 +96,5 @@ backend_test!(
 
 #[test]
 fn the_metrics_doc_lists_every_runner_metric() {
-    for m in CATALOGUE {
-        let row = METRICS_DOC
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
-            .unwrap_or_else(|| panic!("docs/metrics.md has no row for {}", m.name));
-        for label in m.labels {
-            assert!(
-                row.contains(&format!("`{label}`")),
-                "{}: label {label} undocumented",
-                m.name
-            );
-        }
-    }
+    assert_documented(METRICS_DOC, CATALOGUE);
 }

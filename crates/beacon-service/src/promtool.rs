@@ -94,3 +94,21 @@ pub fn assert_follows_catalogue(
         }
     }
 }
+
+/// Asserts that `doc` (docs/metrics.md) has a table row for every metric of `catalogue`
+/// naming each of its labels, so the catalogue an operator reads cannot drift.
+pub fn assert_documented(doc: &str, catalogue: &[crate::metrics::Metric]) {
+    for m in catalogue {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
+            .unwrap_or_else(|| panic!("docs/metrics.md has no row for {}", m.name));
+        for label in m.labels {
+            assert!(
+                row.contains(&format!("`{label}`")),
+                "{}: label {label} undocumented",
+                m.name
+            );
+        }
+    }
+}
