@@ -55,7 +55,7 @@ async fn main() -> ExitCode {
             Ok(_) => {
                 println!(
                     "migrations applied to {}",
-                    beacon_runner::config::redact_db_url(&config.database_url)
+                    beacon_service::redact::connection_string(&config.database_url)
                 );
                 ExitCode::SUCCESS
             }

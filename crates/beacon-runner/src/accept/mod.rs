@@ -1,4 +1,4 @@
-//! Accepting a job: content type, size, JSON, idempotent replays (before the nonce
+//! Accepting a job: size, JSON, idempotent replays (before the nonce
 //! check, as runner.md requires), the spec rules, the signature policy, replay
 //! protection, the router's catalog, then one transaction that stores the job and
 //! every execution. Any refusal stores nothing. The portal's cross-region wrapper
@@ -24,7 +24,6 @@ use crate::router::{Catalog, new_trace_id};
 
 /// A submission as it arrived.
 pub struct Submission<'a> {
-    pub content_type: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
     pub body: &'a [u8],
     /// The cross-region wrapper's unsigned options, when the spec came in one.
@@ -243,12 +242,10 @@ impl Acceptor<'_> {
     }
 }
 
-/// What every submission obeys before its content is looked at: a JSON content type,
-/// the body size limit, valid JSON. Returns the parsed body.
+/// What every submission obeys before its content is looked at: the body size limit,
+/// valid JSON (the JSON content type is the API's guard, `api::guard::require_json`,
+/// which runs before any handler). Returns the parsed body.
 pub fn check_envelope(sub: &Submission<'_>, limits: &Limits) -> Result<Value, ApiError> {
-    if !crate::api::guard::is_json(sub.content_type) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
     if sub.body.len() > limits.max_body_bytes {
         return Err(ApiError::Spec(beacon_core::spec::SpecError {
             code: beacon_core::spec::SpecErrorCode::PayloadTooLarge,

@@ -24,11 +24,9 @@ pub async fn submit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     app.rate.check(peer.ip()).map_err(ApiError::RateLimited)?;
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
     // The wrapper's own shape is checked after the body rules every submission
-    // obeys (type, size, JSON), so a bad body gets the same code as on `POST /jobs`.
+    // obeys (size, JSON), so a bad body gets the same code as on `POST /jobs`.
     let plain = Submission {
-        content_type,
         idempotency_key: None,
         body: &body,
         cross_region: None,
@@ -36,7 +34,6 @@ pub async fn submit(
     crate::accept::check_envelope(&plain, &app.limits)?;
     let wrapper = cross_region::parse(&body)?;
     let sub = Submission {
-        content_type,
         idempotency_key: headers.get("idempotency-key").and_then(|v| v.to_str().ok()),
         body: wrapper.jobspec,
         cross_region: Some(&wrapper.options),

@@ -30,7 +30,7 @@ pub async fn refuse_control_characters(req: Request, next: Next) -> Response {
 }
 
 /// Whether a `Content-Type` value names JSON (`application/json`, parameters allowed).
-pub fn is_json(content_type: Option<&str>) -> bool {
+fn is_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| {
         ct.split(';')
             .next()

@@ -40,7 +40,6 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     app.rate.check(peer.ip()).map_err(ApiError::RateLimited)?;
     let sub = Submission {
-        content_type: header(&headers, "content-type"),
         idempotency_key: header(&headers, "idempotency-key"),
         body: &body,
         cross_region: None,

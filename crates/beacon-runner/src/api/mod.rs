@@ -5,7 +5,7 @@ mod cross_region;
 mod events;
 mod executions;
 mod geo;
-pub(crate) mod guard;
+mod guard;
 mod jobs;
 mod portal;
 mod rate;

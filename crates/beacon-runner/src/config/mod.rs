@@ -229,7 +229,7 @@ impl Config {
 
     /// What the runner runs with, safe to log.
     pub fn summary(&self) -> String {
-        let db = redact_db_url(&self.database_url);
+        let db = beacon_service::redact::connection_string(&self.database_url);
         format!(
             "instance={} listen={} database={} router={} (from {}) router_timeout={:?} router_token={} signatures={:?} trusted_keys={} \
              concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={} {}",
@@ -349,11 +349,6 @@ fn default_instance_id() -> String {
     let mut bytes = [0u8; 3];
     let _ = getrandom::fill(&mut bytes);
     format!("{host}-{}-{}", std::process::id(), hex::encode(bytes))
-}
-
-/// The database URL as shown to operators: no password, token or user, whatever the form.
-pub fn redact_db_url(url: &str) -> String {
-    beacon_service::redact::connection_string(url)
 }
 
 /// Base64 of a fresh random signing key seed (what `beacon keygen` writes).
