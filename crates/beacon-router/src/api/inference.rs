@@ -17,12 +17,14 @@ use beacon_core::{ErrorCode, Failure, Stage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::AppState;
 use super::auth;
 use crate::error::ApiError;
 use crate::idempotency::{Caller, Lookup};
 use crate::routing::Routed;
+use crate::spans;
 
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 200;
@@ -70,15 +72,31 @@ fn challenge(mut resp: Response) -> Response {
     resp
 }
 
+/// `POST /inference`, inside its `inference` span (continued from the caller's
+/// `traceparent`), which records the answer's status and failure.
 pub async fn inference(
     State(app): State<Arc<AppState>>,
     peer: Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let span = spans::inference(&headers, "/inference");
+    let resp = infer(&app, peer, &headers, body)
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", resp.status().as_u16());
+    resp
+}
+
+async fn infer(
+    app: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     // First: nothing is read, parsed, cached or bought for an unknown caller.
-    let Some(caller) = caller(&app, &headers, peer) else {
+    let Some(caller) = caller(app, headers, peer) else {
         let f = Failure::new(ErrorCode::Unauthorized, Stage::Validation, auth::REFUSED)
             .with_transient(false);
         return challenge(answer(401, InferenceResponse::failed(f), false));
@@ -86,7 +104,7 @@ pub async fn inference(
     let body = match body {
         Ok(b) => b,
         Err(e) => {
-            let (status, message, code) = body_refusal(&app, &e);
+            let (status, message, code) = body_refusal(app, &e);
             let code = ErrorCode::parse(code);
             let f = Failure::new(code, Stage::Validation, message).with_transient(false);
             return answer(status, InferenceResponse::failed(f), false);
@@ -105,8 +123,10 @@ pub async fn inference(
         }
     };
     if req.trace_id.is_none() {
-        req.trace_id = trace_id(&headers);
+        req.trace_id = trace_id(headers);
     }
+    let incoming = spans::incoming_traceparent(headers);
+    let incoming = incoming.as_deref();
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -121,13 +141,13 @@ pub async fn inference(
         }
         Some(k) => match app
             .idempotency
-            .run(caller, k, &req, || app.router.infer(&req))
+            .run(caller, k, &req, || app.router.infer(&req, incoming))
             .await
         {
             Lookup::Answer(r, replayed) => (r, replayed),
             Lookup::Conflict => return ApiError::IdempotencyConflict.into_response(),
         },
-        None => (app.router.infer(&req).await, false),
+        None => (app.router.infer(&req, incoming).await, false),
     };
     if !replayed {
         app.metrics
@@ -144,7 +164,9 @@ fn retry_after_header(seconds: Option<f64>) -> Option<HeaderValue> {
     Some(HeaderValue::from(s.ceil() as u64))
 }
 
+/// The `/inference` answer; recorded on the current (`inference`) span.
 fn answer(status: u16, body: InferenceResponse, replayed: bool) -> Response {
+    spans::answered(&tracing::Span::current(), status, &body, replayed);
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let retry = retry_after_header(body.failure.as_ref().and_then(|f| f.retry_after));
     let mut resp = (code, Json(body)).into_response();
@@ -264,7 +286,14 @@ pub async fn chat_completions(
         req.max_tokens = m;
     }
     req.trace_id = trace_id(&headers);
-    let routed = app.router.infer(&req).await;
+    let span = spans::inference(&headers, "/v1/chat/completions");
+    let incoming = spans::incoming_traceparent(&headers);
+    let routed = app
+        .router
+        .infer(&req, incoming.as_deref())
+        .instrument(span.clone())
+        .await;
+    spans::answered(&span, routed.status, &routed.body, false);
     let r = routed.body;
     if !r.success {
         let (msg, code, retry) = r
