@@ -1,7 +1,7 @@
 //! The load generator: a fixed pool of HTTP/1 connections, one per worker task, fed by
 //! the open-loop pacer. An idle worker takes the next due request; each request's
 //! latency runs from its due time to the last byte of a checked answer (HTTP 200 and
-//! `"success": true`).
+//! `"success": true`, or an OpenAI completion with its content).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,13 +36,49 @@ pub const ROUTER_AUTH_TOML: &str = "[auth]\ninference_token_env = \"ROUTER_INFER
 /// The region of the simulator and of every routed request.
 pub const REGION: &str = "eu-west";
 
-/// Which contract a request speaks.
+/// The key of the peer proxies the benchmark starts (LiteLLM's master key).
+pub const PEER_KEY: &str = "sk-beacon-bench-peer-key";
+
+/// Which contract a request speaks, to whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// The simulator's Modal endpoint: `POST /` with the Modal body.
     Direct,
     /// The router: `POST /inference` with a region preference.
     Router,
+    /// The simulator's OpenAI-compatible endpoint: `POST /v1/chat/completions`.
+    DirectChat,
+    /// The router's OpenAI front door, the region in `X-Beacon-Region`.
+    RouterChat,
+    /// A peer proxy's OpenAI route (LiteLLM), fronting the simulator's OpenAI route.
+    Peer,
+}
+
+impl Route {
+    /// The name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Direct => "direct /",
+            Route::Router => "beacon /inference",
+            Route::DirectChat => "direct /v1/chat/completions",
+            Route::RouterChat => "beacon /v1/chat/completions",
+            Route::Peer => "litellm /v1/chat/completions",
+        }
+    }
+
+    /// Whether requests and answers are OpenAI chat completions.
+    fn is_chat(self) -> bool {
+        matches!(self, Route::DirectChat | Route::RouterChat | Route::Peer)
+    }
+
+    /// The direct path this one is compared with: the simulator route its server
+    /// calls (the router's provider is a Modal one; the peer fronts the OpenAI route).
+    pub fn baseline(self) -> Route {
+        match self {
+            Route::Direct | Route::Router | Route::RouterChat => Route::Direct,
+            Route::DirectChat | Route::Peer => Route::DirectChat,
+        }
+    }
 }
 
 /// Where requests go and what they carry.
@@ -76,6 +112,7 @@ impl Target {
         match self.route {
             Route::Direct => "/",
             Route::Router => "/inference",
+            Route::DirectChat | Route::RouterChat | Route::Peer => "/v1/chat/completions",
         }
     }
 
@@ -91,6 +128,9 @@ impl Target {
                                     "temperature": 0.1, "max_tokens": 32}),
             Route::Router => json!({"model": MODEL, "prompt": prompt,
                                     "region_preference": REGION}),
+            Route::DirectChat | Route::RouterChat | Route::Peer => json!({"model": MODEL,
+                "messages": [{"role": "user", "content": prompt}],
+                "temperature": 0.1, "max_tokens": 32}),
         };
         Bytes::from(body.to_string())
     }
@@ -299,8 +339,17 @@ async fn call(conn: &mut Option<Conn>, target: &Target, index: u64) -> Result<()
     let mut request = hyper::Request::post(target.path())
         .header(HOST, target.authority.as_str())
         .header(CONTENT_TYPE, "application/json");
-    if target.route == Route::Router {
-        request = request.header(AUTHORIZATION, format!("Bearer {ROUTER_TOKEN}"));
+    match target.route {
+        Route::Router => {
+            request = request.header(AUTHORIZATION, format!("Bearer {ROUTER_TOKEN}"));
+        }
+        Route::RouterChat => {
+            request = request
+                .header(AUTHORIZATION, format!("Bearer {ROUTER_TOKEN}"))
+                .header("x-beacon-region", REGION);
+        }
+        Route::Peer => request = request.header(AUTHORIZATION, format!("Bearer {PEER_KEY}")),
+        Route::Direct | Route::DirectChat => {}
     }
     let request = request
         .body(Full::new(target.body(index)))
@@ -316,17 +365,28 @@ async fn call(conn: &mut Option<Conn>, target: &Target, index: u64) -> Result<()
         .await
         .map_err(|e| format!("reading the answer failed: {e}"))?
         .to_bytes();
-    check(status.as_u16(), &body)
+    check(target.route, status.as_u16(), &body)
 }
 
-/// An answer counts only if it is HTTP 200 with `"success": true`.
-fn check(status: u16, body: &[u8]) -> Result<(), String> {
+/// An answer counts only if it is HTTP 200 with `"success": true` (Modal and
+/// `/inference`), or with `choices[0].message.content` (OpenAI routes).
+fn check(route: Route, status: u16, body: &[u8]) -> Result<(), String> {
     let snippet = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     if status != 200 {
         return Err(format!("HTTP {status}: {}", snippet()));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| format!("answer is not JSON ({e}): {}", snippet()))?;
+    if route.is_chat() {
+        if value
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .is_none()
+        {
+            return Err(format!("completion without content: {}", snippet()));
+        }
+        return Ok(());
+    }
     if value.get("success") != Some(&Value::Bool(true)) {
         return Err(format!("answer without \"success\": true: {}", snippet()));
     }
@@ -339,12 +399,24 @@ mod tests {
 
     #[test]
     fn only_a_200_with_success_true_counts() {
-        assert!(check(200, br#"{"success":true,"response":"4"}"#).is_ok());
-        assert!(check(200, br#"{"success":false}"#).is_err());
-        assert!(check(200, br#"{"status":"error","error":"Prompt is required"}"#).is_err());
-        assert!(check(200, b"{\"success\":tr").is_err());
-        let err = check(502, br#"{"success":true}"#).unwrap_err();
+        let r = Route::Router;
+        assert!(check(r, 200, br#"{"success":true,"response":"4"}"#).is_ok());
+        assert!(check(r, 200, br#"{"success":false}"#).is_err());
+        assert!(
+            check(
+                r,
+                200,
+                br#"{"status":"error","error":"Prompt is required"}"#
+            )
+            .is_err()
+        );
+        assert!(check(r, 200, b"{\"success\":tr").is_err());
+        let err = check(r, 502, br#"{"success":true}"#).unwrap_err();
         assert!(err.starts_with("HTTP 502"), "{err}");
+        let c = Route::Peer;
+        assert!(check(c, 200, br#"{"choices":[{"message":{"content":"4"}}]}"#).is_ok());
+        assert!(check(c, 200, br#"{"choices":[]}"#).is_err());
+        assert!(check(c, 200, br#"{"success":true}"#).is_err());
     }
 
     #[test]

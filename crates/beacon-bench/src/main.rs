@@ -3,8 +3,10 @@
 //! not be set up (missing binaries, a child that never said `listening on`, no
 //! database).
 
+mod litellm;
 mod load;
 mod overhead;
+mod peers;
 mod report;
 mod runner;
 mod schedule;

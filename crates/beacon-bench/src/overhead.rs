@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::litellm::LiteLlm;
 use crate::load::{PhaseResult, Pool, REGION, Route, Target};
 use crate::procs::{ChildEnv, RssSampler, Scratch, Service, cpu_ms, machine_busy_ms, rss_bytes};
 use crate::report::{CpuUse, PathFigures, Report};
@@ -43,6 +44,26 @@ pub struct OverheadArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Side by side at each of these rates (req/s), e.g. 100,500,1000,2000: both of
+    /// Beacon's routes and the simulator's two routes direct (and the peer).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<f64>>,
+    /// Also measure a peer proxy in front of the same simulator (side-by-side run).
+    #[arg(long, value_enum)]
+    pub peer: Option<PeerKind>,
+    /// The peer's executable (`scripts/bench/router-overhead --peer litellm` installs
+    /// LiteLLM in a scratch venv and passes its `litellm`).
+    #[arg(long)]
+    pub litellm: Option<PathBuf>,
+    /// The peer's worker processes.
+    #[arg(long, default_value_t = 2)]
+    pub peer_workers: u32,
+}
+
+/// Peer proxies the side-by-side run can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerKind {
+    Litellm,
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -79,6 +100,9 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<bool> {
         &scratch.path().join("router.log"),
     )
     .await?;
+    if args.rates.is_some() || args.peer.is_some() {
+        return side_by_side(&args, &sim, &router, scratch).await;
+    }
     let report = measure(&args, &sim, &router).await?;
     if args.json {
         println!("{:#}", report.json());
@@ -96,9 +120,45 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<bool> {
     Ok(report.pass())
 }
 
+/// The `--rates`/`--peer` run (see `peers.rs`).
+async fn side_by_side(
+    args: &OverheadArgs,
+    sim: &Service,
+    router: &Service,
+    scratch: Scratch,
+) -> anyhow::Result<bool> {
+    let peer = match args.peer {
+        Some(PeerKind::Litellm) => {
+            let program = args
+                .litellm
+                .clone()
+                .context("--peer litellm needs --litellm PATH (the script passes it)")?;
+            Some(LiteLlm::start(&program, sim.url(), args.peer_workers, scratch.path()).await?)
+        }
+        None => None,
+    };
+    let setup = crate::peers::Setup {
+        rates: args.rates.clone().unwrap_or_else(|| vec![args.rate]),
+        connections: args.connections,
+        duration: args.duration,
+        warmup: args.warmup,
+        rounds: args.rounds,
+        sim,
+        router,
+        peer: peer.as_ref(),
+    };
+    let pass = crate::peers::run(setup, args.json).await;
+    drop(peer);
+    drop(scratch);
+    pass
+}
+
 fn validate(args: &OverheadArgs) -> anyhow::Result<()> {
-    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= MAX_RATE) {
-        bail!("--rate must be in (0, {MAX_RATE}]");
+    let rates = args.rates.clone().unwrap_or_default();
+    for rate in std::iter::once(args.rate).chain(rates) {
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            bail!("--rate and --rates must be in (0, {MAX_RATE}]");
+        }
     }
     if args.connections == 0 || args.connections > 4096 {
         bail!("--connections must be in [1, 4096]");

@@ -78,6 +78,9 @@ pub struct InferenceMetadata {
     pub attempts: u32,
     #[serde(default)]
     pub tokens_generated: Option<u64>,
+    /// Prompt tokens, when the provider reports them (OpenAI-compatible ones do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
     /// The provider's own receipt, verbatim.
     #[serde(default)]
     pub receipt: Option<Value>,

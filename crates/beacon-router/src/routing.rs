@@ -356,6 +356,7 @@ impl Router {
                             ),
                             attempts: 0,
                             tokens_generated: answer.tokens_generated,
+                            prompt_tokens: answer.prompt_tokens,
                             receipt: answer.receipt,
                             trace_id: req.trace_id.clone(),
                         },

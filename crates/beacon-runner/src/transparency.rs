@@ -273,7 +273,8 @@ mod tests {
                 .start_attempt(&c.id, "me", now)
                 .await
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .number;
             let receipt = json!({"execution_id": c.id, "signature": "s"});
             let update = AttemptUpdate {
                 execution_id: c.id.clone(),

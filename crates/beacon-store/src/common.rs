@@ -38,7 +38,7 @@ macro_rules! execution_cols {
 macro_rules! attempt_cols {
     () => {
         "execution_id, attempt, started_at, finished_at, outcome, error_code, http_status, \
-         provider_id, latency_ms"
+         provider_id, latency_ms, call_key"
     };
 }
 
@@ -141,8 +141,21 @@ pub(crate) fn attempt_from_row(r: &impl RowExt) -> Result<AttemptRecord> {
             .transpose()?,
         provider_id: r.opt_text("provider_id")?,
         latency_ms: r.opt_int("latency_ms")?.map(to_u64).transpose()?,
+        call_key: r.opt_text("call_key")?,
     })
 }
+
+/// Inserts attempt `$2` of execution `$1` (started at `$3`) with its call key, which it
+/// returns: the key of the attempt before it when that one was interrupted or never
+/// closed (its call may have been answered: the router replays that answer for the
+/// same key instead of buying it again), else `<execution>:<attempt>`. One statement,
+/// the same text on both stores.
+pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO execution_attempts \
+     (execution_id, attempt, started_at, call_key) VALUES ($1, $2, $3, COALESCE(\
+     (SELECT COALESCE(p.call_key, p.execution_id || ':' || CAST(p.attempt AS TEXT)) \
+     FROM execution_attempts p WHERE p.execution_id = $1 AND p.attempt = $2 - 1 \
+     AND (p.outcome IS NULL OR p.outcome = 'interrupted')), \
+     $1 || ':' || CAST($2 AS TEXT))) RETURNING call_key";
 
 pub(crate) fn job_status(s: &str) -> Result<JobStatus> {
     JobStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown job status {s:?}")))

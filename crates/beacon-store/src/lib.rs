@@ -238,14 +238,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ExecutionRecord>>;
 
     /// Marks the execution `running`, increments `attempt_count`, sets `started_at`
-    /// if unset, and inserts the attempt row. Returns the attempt number, or `None`
-    /// when fenced (lease lost, or the execution is no longer pending/retrying).
+    /// if unset, and inserts the attempt row. Returns the attempt's number and call
+    /// key ([`StartedAttempt`]), or `None` when fenced (lease lost, or the execution is
+    /// no longer pending/retrying).
     async fn start_attempt(
         &self,
         execution_id: &str,
         owner: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<u32>>;
+    ) -> Result<Option<StartedAttempt>>;
 
     /// Records an attempt's end and the execution's new state. `false` when fenced
     /// (lease lost, or the execution is already terminal, e.g. cancelled). Accepted from

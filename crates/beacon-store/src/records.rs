@@ -117,6 +117,20 @@ pub struct AttemptRecord {
     pub http_status: Option<u16>,
     pub provider_id: Option<String>,
     pub latency_ms: Option<u64>,
+    /// The `Idempotency-Key` the attempt sent to the router (see [`StartedAttempt`]);
+    /// `None` for attempts stored before keys were recorded.
+    pub call_key: Option<String>,
+}
+
+/// An attempt just started: its number and the `Idempotency-Key` its router call
+/// sends. The key is new (`<execution>:<number>`) unless the attempt before it was
+/// interrupted (handed back at shutdown, or its owner died) with its call possibly
+/// answered: then it is that attempt's key, so the router replays an answer it already
+/// has instead of a provider being paid twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedAttempt {
+    pub number: u32,
+    pub call_key: String,
 }
 
 /// The end of an attempt and the execution's new state.

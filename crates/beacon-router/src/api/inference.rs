@@ -1,6 +1,6 @@
-//! `POST /inference` (the runner's call) and `POST /v1/chat/completions` (an
-//! OpenAI-compatible front door). If the caller disconnects, axum drops this future and
-//! with it the upstream request: the provider sees the connection close.
+//! `POST /inference`, the runner's call (the OpenAI-compatible front door is in
+//! `openai.rs`). If the caller disconnects, axum drops this future and with it the
+//! upstream request: the provider sees the connection close.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use beacon_core::wire::{InferenceRequest, InferenceResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -34,7 +32,7 @@ const MAX_KEY_LEN: usize = 200;
 pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 
 /// Why a client body was not read: too large (413) or broken mid-way (400).
-fn body_refusal(app: &AppState, e: &BytesRejection) -> (u16, String, &'static str) {
+pub(super) fn body_refusal(app: &AppState, e: &BytesRejection) -> (u16, String, &'static str) {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let limit = app.config.limits.max_request_bytes;
         (
@@ -59,14 +57,14 @@ fn body_refusal(app: &AppState, e: &BytesRejection) -> (u16, String, &'static st
 }
 
 /// The peer address, when the server was built with connect info (it is in `app.rs`).
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+pub(super) type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
-fn caller(app: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Caller> {
+pub(super) fn caller(app: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Caller> {
     auth::identify(&app.config.inference_auth, headers, peer.map(|p| (p.0).0))
 }
 
 /// `WWW-Authenticate: Bearer` on a 401 (RFC 6750).
-fn challenge(mut resp: Response) -> Response {
+pub(super) fn challenge(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
@@ -159,7 +157,7 @@ async fn infer(
 
 /// `Retry-After` in whole seconds (HTTP allows no fractions), rounded up so a client
 /// that obeys it is never early.
-fn retry_after_header(seconds: Option<f64>) -> Option<HeaderValue> {
+pub(super) fn retry_after_header(seconds: Option<f64>) -> Option<HeaderValue> {
     let s = seconds.filter(|s| s.is_finite() && *s > 0.0)?;
     Some(HeaderValue::from(s.ceil() as u64))
 }
@@ -181,7 +179,7 @@ fn answer(status: u16, body: InferenceResponse, replayed: bool) -> Response {
 }
 
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`) or `X-Trace-Id`.
-fn trace_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn trace_id(headers: &HeaderMap) -> Option<String> {
     let from_parent = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
@@ -195,124 +193,4 @@ fn trace_id(headers: &HeaderMap) -> Option<String> {
             .filter(|id| id.len() <= 128)
             .map(str::to_string)
     })
-}
-
-#[derive(Deserialize)]
-struct ChatRequest {
-    model: String,
-    messages: Vec<ChatMessage>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage {
-    role: String,
-    content: Value,
-}
-
-fn openai_error(status: u16, message: &str, code: &str, retry_after: Option<f64>) -> Response {
-    let kind = if status < 500 {
-        "invalid_request_error"
-    } else {
-        "api_error"
-    };
-    let body = json!({"error": {"message": message, "type": kind, "code": code}});
-    let mut resp = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-        Json(body),
-    )
-        .into_response();
-    // OpenAI SDKs honour Retry-After when they retry.
-    if let Some(v) = retry_after_header(retry_after) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
-}
-
-pub async fn chat_completions(
-    State(app): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if caller(&app, &headers, peer).is_none() {
-        return challenge(openai_error(401, auth::REFUSED, "UNAUTHORIZED", None));
-    }
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            let (status, message, code) = body_refusal(&app, &e);
-            return openai_error(status, &message, code, None);
-        }
-    };
-    let Some(region) = headers.get("x-beacon-region").and_then(|v| v.to_str().ok()) else {
-        return openai_error(
-            400,
-            "the X-Beacon-Region header is required",
-            "INVALID_REQUEST",
-            None,
-        );
-    };
-    let chat: ChatRequest = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => {
-            return openai_error(400, &format!("invalid body: {e}"), "INVALID_REQUEST", None);
-        }
-    };
-    // The prompt is the last user message; text parts of a content array are joined.
-    let prompt = chat
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| match &m.content {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        })
-        .unwrap_or_default();
-    let mut req = InferenceRequest::new(&chat.model, &prompt, region);
-    if let Some(t) = chat.temperature {
-        req.temperature = t;
-    }
-    if let Some(m) = chat.max_tokens {
-        req.max_tokens = m;
-    }
-    req.trace_id = trace_id(&headers);
-    let span = spans::inference(&headers, "/v1/chat/completions");
-    let incoming = spans::incoming_traceparent(&headers);
-    let routed = app
-        .router
-        .infer(&req, incoming.as_deref())
-        .instrument(span.clone())
-        .await;
-    spans::answered(&span, routed.status, &routed.body, false);
-    let r = routed.body;
-    if !r.success {
-        let (msg, code, retry) = r
-            .failure
-            .as_ref()
-            .map(|f| (f.message.clone(), f.code.to_string(), f.retry_after))
-            .unwrap_or_else(|| ("inference failed".into(), "INTERNAL".into(), None));
-        return openai_error(routed.status, &msg, &code, retry);
-    }
-    let text = r.response.unwrap_or_default();
-    let completion_tokens = r.metadata.tokens_generated.unwrap_or(0);
-    let body = json!({
-        "id": format!("chatcmpl-{}", r.metadata.trace_id.clone().unwrap_or_else(|| "beacon".into())),
-        "object": "chat.completion",
-        "created": chrono::Utc::now().timestamp(),
-        "model": chat.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": completion_tokens, "total_tokens": completion_tokens},
-        "beacon": {"provider": r.provider_used, "region": r.metadata.region, "warnings": r.warnings},
-    });
-    (StatusCode::OK, Json(body)).into_response()
 }

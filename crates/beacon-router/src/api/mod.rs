@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod inference;
+mod openai;
 mod status;
 
 use std::sync::Arc;
@@ -46,7 +47,9 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .layer(cors(&state.config.cors_origins));
     Router::new()
         .route("/inference", post(inference::inference))
-        .route("/v1/chat/completions", post(inference::chat_completions))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{id}", get(openai::model))
         .merge(browser)
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))

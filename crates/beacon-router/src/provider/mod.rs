@@ -38,6 +38,8 @@ pub struct UpstreamCall {
 pub struct UpstreamAnswer {
     pub text: String,
     pub tokens_generated: Option<u64>,
+    /// Prompt tokens, when the provider reports them.
+    pub prompt_tokens: Option<u64>,
     /// The region the provider says it is in (Modal's APAC app: `asia-southeast`).
     pub region_label: Option<String>,
     pub receipt: Option<Value>,

@@ -121,6 +121,7 @@ impl ModalClient {
                     .unwrap_or("")
                     .to_string(),
                 tokens_generated: v.get("tokens_generated").and_then(Value::as_u64),
+                prompt_tokens: v.get("prompt_tokens").and_then(Value::as_u64),
                 region_label: v.get("region").and_then(Value::as_str).map(str::to_string),
                 receipt: v.get("receipt").cloned(),
             }),

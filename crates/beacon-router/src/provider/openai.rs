@@ -86,6 +86,7 @@ impl OpenAiClient {
             tokens_generated: v
                 .pointer("/usage/completion_tokens")
                 .and_then(Value::as_u64),
+            prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
             region_label: None,
             receipt: None,
         })

@@ -1,6 +1,8 @@
 //! One execution's life on this instance: wait for the router's breaker, start an
 //! attempt (fenced by the lease), wait for a call slot, call the router with the
-//! attempt id as `Idempotency-Key`, and store the answer or the failure.
+//! attempt's call key as `Idempotency-Key` (an attempt after an interrupted one re-sends
+//! that one's key, so an answer the router already holds is replayed, not bought
+//! again: `beacon_store::StartedAttempt`), and store the answer or the failure.
 //!
 //! Two budgets bound what is spent. A call that may have reached a provider is
 //! "bought": transient failures of those retry up to `max_attempts`. A call that
@@ -103,8 +105,8 @@ pub async fn run(
                 .start_attempt(&exec.id, &ctx.instance_id, Utc::now())
         })
         .await;
-        let attempt = match started {
-            Written::Done(Some(n)) => n,
+        let (attempt, call_key) = match started {
+            Written::Done(Some(a)) => (a.number, a.call_key),
             Written::Done(None) => return Outcome::Fenced,
             Written::Abandoned => return Outcome::Interrupted,
             Written::Refused(e) => {
@@ -136,16 +138,18 @@ pub async fn run(
             timeout_ms: None,
         };
         let timeout = plan.provider_timeout().min(ctx.router_timeout);
-        let attempt_id = format!("{}:{attempt}", exec.id);
         let parent = traceparent(&plan.trace_id);
         let called = Instant::now();
         let result = {
             let _call = control.call();
+            // An answer that is already in is kept even if the token fired at the same
+            // moment: it was paid for, and storing it is fenced (a cancel that landed
+            // first in the store still wins there).
             tokio::select! {
                 biased;
-                _ = token.cancelled() => None,
-                r = ctx.router.infer(permit, &request, &attempt_id, &parent, timeout)
+                r = ctx.router.infer(permit, &request, &call_key, &parent, timeout)
                     .instrument(span.clone()) => Some(r),
+                _ = token.cancelled() => None,
             }
         };
         drop(permits);

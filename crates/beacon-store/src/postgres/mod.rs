@@ -22,7 +22,8 @@ use sqlx::{AssertSqlSafe, Connection, PgPool, Postgres, Row, Transaction};
 use crate::common::{self, RowExt, attempt_cols, execution_cols, job_cols};
 use crate::{
     AttemptRecord, AttemptUpdate, CancelOutcome, ExecutionFilter, ExecutionRecord, Inserted,
-    JobFilter, JobRecord, LeaseInfo, NewExecution, NewJob, Page, Result, Store, Totals,
+    JobFilter, JobRecord, LeaseInfo, NewExecution, NewJob, Page, Result, StartedAttempt, Store,
+    Totals,
 };
 
 /// Runner instances share one server; 16 connections per instance keeps a handful of
@@ -357,7 +358,7 @@ impl Store for PgStore {
         execution_id: &str,
         owner: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Option<StartedAttempt>> {
         let mut tx = self.pool.begin().await?;
         let out = Self::start_attempt_in(&mut tx, execution_id, owner, now).await;
         end(tx, out).await

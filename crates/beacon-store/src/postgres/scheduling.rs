@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::{PgStore, Tx, counts_in};
 use crate::common::{self, Verdict, job_cols, json_text, lease_until, ms};
-use crate::{AttemptUpdate, CancelOutcome, JobRecord, Result};
+use crate::{AttemptUpdate, CancelOutcome, JobRecord, Result, StartedAttempt};
 
 /// Locks the job row for an update and reads it.
 pub(super) async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<Option<JobRecord>> {
@@ -245,7 +245,7 @@ impl PgStore {
         execution_id: &str,
         owner: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Option<StartedAttempt>> {
         let now = ms(now);
         if !lock_owned(tx, execution_id, owner).await? {
             return Ok(None);
@@ -263,13 +263,16 @@ impl PgStore {
             return Ok(None);
         };
         let attempt: i64 = row.try_get("attempt_count")?;
-        sqlx::query("INSERT INTO execution_attempts (execution_id, attempt, started_at) VALUES ($1, $2, $3)")
+        let key = sqlx::query(common::INSERT_ATTEMPT)
             .bind(execution_id)
             .bind(attempt)
             .bind(now)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
-        Ok(Some(common::to_u32(attempt)?))
+        Ok(Some(StartedAttempt {
+            number: common::to_u32(attempt)?,
+            call_key: key.try_get("call_key")?,
+        }))
     }
 
     pub(super) async fn finish_attempt_in(

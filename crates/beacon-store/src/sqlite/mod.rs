@@ -34,7 +34,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::common::{self, RowExt, attempt_cols, execution_cols, job_cols, json_text};
 use crate::{
     AttemptRecord, AttemptUpdate, CancelOutcome, ExecutionFilter, ExecutionRecord, Inserted,
-    JobFilter, JobRecord, LeaseInfo, NewExecution, NewJob, Page, Result, Store, StoreError, Totals,
+    JobFilter, JobRecord, LeaseInfo, NewExecution, NewJob, Page, Result, StartedAttempt, Store,
+    StoreError, Totals,
 };
 
 /// Readers run in parallel under WAL; writers queue on the write lock.
@@ -406,7 +407,7 @@ impl Store for SqliteStore {
         execution_id: &str,
         owner: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Option<StartedAttempt>> {
         let mut tx = self.write_tx().await?;
         let out = Self::start_attempt_in(&mut tx, execution_id, owner, now).await;
         tx.end(out).await

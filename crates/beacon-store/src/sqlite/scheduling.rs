@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use super::{SqliteStore, Tx, counts_in, t};
 use crate::common::{self, Verdict, job_cols, json_text, lease_until};
-use crate::{AttemptUpdate, CancelOutcome, JobRecord, Result};
+use crate::{AttemptUpdate, CancelOutcome, JobRecord, Result, StartedAttempt};
 
 pub(super) async fn read_job(tx: &mut Tx, job_id: &str) -> Result<Option<JobRecord>> {
     let row = sqlx::query(concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1"))
@@ -219,7 +219,7 @@ impl SqliteStore {
         execution_id: &str,
         owner: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<u32>> {
+    ) -> Result<Option<StartedAttempt>> {
         let now = t(now);
         if !owns(tx, execution_id, owner).await? {
             return Ok(None);
@@ -237,13 +237,16 @@ impl SqliteStore {
             return Ok(None);
         };
         let attempt: i64 = row.try_get("attempt_count")?;
-        sqlx::query("INSERT INTO execution_attempts (execution_id, attempt, started_at) VALUES ($1, $2, $3)")
+        let key = sqlx::query(common::INSERT_ATTEMPT)
             .bind(execution_id)
             .bind(attempt)
             .bind(now)
-            .execute(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
-        Ok(Some(common::to_u32(attempt)?))
+        Ok(Some(StartedAttempt {
+            number: common::to_u32(attempt)?,
+            call_key: key.try_get("call_key")?,
+        }))
     }
 
     pub(super) async fn finish_attempt_in(

@@ -424,7 +424,11 @@ contract_test!(retry_failed_requeues_failed_and_timed_out_work, |store| {
     // The second round: claimable again, attempt numbers continue.
     claim(&store, "owner-2").await;
     assert_eq!(
-        store.start_attempt(&e.id, "owner-2", t0()).await.unwrap(),
+        store
+            .start_attempt(&e.id, "owner-2", t0())
+            .await
+            .unwrap()
+            .map(|a| a.number),
         Some(2)
     );
     store

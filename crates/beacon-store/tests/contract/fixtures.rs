@@ -177,7 +177,8 @@ pub async fn run_one(store: &Arc<dyn Store>, owner: &str, update: AttemptUpdate)
         .start_attempt(&update.execution_id, owner, update.finished_at)
         .await
         .unwrap()
-        .expect("start_attempt fenced");
+        .expect("start_attempt fenced")
+        .number;
     let update = AttemptUpdate { attempt, ..update };
     assert!(
         store.finish_attempt(&update, owner).await.unwrap(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use beacon_core::status::{Classification, ExecutionStatus, JobStatus};
-use beacon_store::contract_test;
+use beacon_store::{StartedAttempt, contract_test};
 
 use crate::fixtures::*;
 
@@ -62,11 +62,19 @@ contract_test!(expired_lease_moves_to_another_owner, |store| {
         exec_id("job-a", 2),
     );
     assert_eq!(
-        store.start_attempt(&e0, "owner-a", t0()).await.unwrap(),
+        store
+            .start_attempt(&e0, "owner-a", t0())
+            .await
+            .unwrap()
+            .map(|a| a.number),
         Some(1)
     );
     assert_eq!(
-        store.start_attempt(&e1, "owner-a", t0()).await.unwrap(),
+        store
+            .start_attempt(&e1, "owner-a", t0())
+            .await
+            .unwrap()
+            .map(|a| a.number),
         Some(1)
     );
     assert!(
@@ -128,7 +136,8 @@ contract_test!(expired_lease_moves_to_another_owner, |store| {
         store
             .start_attempt(&e0, "owner-a", t0() + secs(52))
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|a| a.number),
         None
     );
     assert!(
@@ -155,12 +164,17 @@ contract_test!(expired_lease_moves_to_another_owner, |store| {
             .await
             .unwrap()
     );
+    // Its first attempt re-sends the interrupted attempt's key: the router replays an
+    // answer it already got for it instead of a provider being paid twice.
     assert_eq!(
         store
             .start_attempt(&e0, "owner-b", t0() + secs(60))
             .await
             .unwrap(),
-        Some(2)
+        Some(StartedAttempt {
+            number: 2,
+            call_key: format!("{e0}:1")
+        })
     );
 });
 
@@ -192,14 +206,28 @@ contract_test!(attempts_are_numbered_and_recorded, |store| {
     claim(&store, "owner").await;
     let e = exec_id("job-a", 4);
     let t1 = t0() + secs(1);
-    assert_eq!(store.start_attempt(&e, "owner", t1).await.unwrap(), Some(1));
+    assert_eq!(
+        store
+            .start_attempt(&e, "owner", t1)
+            .await
+            .unwrap()
+            .map(|a| a.number),
+        Some(1)
+    );
     let running = store.get_execution(&e).await.unwrap().unwrap();
     assert_eq!(
         (running.status, running.attempt_count, running.started_at),
         (ExecutionStatus::Running, 1, Some(t1))
     );
     // Starting again while running is fenced (only pending/retrying start).
-    assert_eq!(store.start_attempt(&e, "owner", t1).await.unwrap(), None);
+    assert_eq!(
+        store
+            .start_attempt(&e, "owner", t1)
+            .await
+            .unwrap()
+            .map(|a| a.number),
+        None
+    );
 
     let t2 = t0() + secs(2);
     assert!(
@@ -221,7 +249,22 @@ contract_test!(attempts_are_numbered_and_recorded, |store| {
     assert_eq!(retrying.completed_at, None);
 
     let t3 = t0() + secs(5);
-    assert_eq!(store.start_attempt(&e, "owner", t3).await.unwrap(), Some(2));
+    // After an attempt that ended (here: failed, waiting to retry), a new key.
+    assert_eq!(
+        store.start_attempt(&e, "owner", t3).await.unwrap(),
+        Some(StartedAttempt {
+            number: 2,
+            call_key: format!("{e}:2")
+        })
+    );
+    let keys: Vec<Option<String>> = store
+        .list_attempts(&e)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.call_key)
+        .collect();
+    assert_eq!(keys, [Some(format!("{e}:1")), Some(format!("{e}:2"))]);
     let again = store.get_execution(&e).await.unwrap().unwrap();
     assert_eq!(
         (again.started_at, again.next_attempt_at),
@@ -281,7 +324,14 @@ contract_test!(attempts_are_numbered_and_recorded, |store| {
     );
 
     // Terminal is final: no new attempt, no second finish.
-    assert_eq!(store.start_attempt(&e, "owner", t4).await.unwrap(), None);
+    assert_eq!(
+        store
+            .start_attempt(&e, "owner", t4)
+            .await
+            .unwrap()
+            .map(|a| a.number),
+        None
+    );
     assert!(
         !store
             .finish_attempt(&failed(&e, 2, ExecutionStatus::Failed, t4), "owner")
@@ -302,14 +352,29 @@ contract_test!(writes_without_the_lease_are_fenced, |store| {
     insert(&store, "job-a").await;
     let e = exec_id("job-a", 0);
     // Nobody owns a queued job.
-    assert_eq!(store.start_attempt(&e, "owner", t0()).await.unwrap(), None);
+    assert_eq!(
+        store
+            .start_attempt(&e, "owner", t0())
+            .await
+            .unwrap()
+            .map(|a| a.number),
+        None
+    );
     claim(&store, "owner").await;
     assert_eq!(
-        store.start_attempt(&e, "intruder", t0()).await.unwrap(),
+        store
+            .start_attempt(&e, "intruder", t0())
+            .await
+            .unwrap()
+            .map(|a| a.number),
         None
     );
     assert_eq!(
-        store.start_attempt(&e, "owner", t0()).await.unwrap(),
+        store
+            .start_attempt(&e, "owner", t0())
+            .await
+            .unwrap()
+            .map(|a| a.number),
         Some(1)
     );
     assert!(
@@ -425,9 +490,29 @@ contract_test!(requeue_hands_in_flight_work_back, |store| {
         .unwrap()
         .unwrap();
     assert_eq!(job.id, "job-a");
+    // The handed-back attempt's key is sent again, through any number of hand-backs;
+    // e1's last attempt had failed, so its next one gets a key of its own.
     assert_eq!(
         store.start_attempt(&e0, "next", t0()).await.unwrap(),
-        Some(2)
+        Some(StartedAttempt {
+            number: 2,
+            call_key: format!("{e0}:1")
+        })
+    );
+    assert_eq!(store.requeue_unfinished("job-a", "next").await.unwrap(), 1);
+    assert_eq!(
+        store.start_attempt(&e0, "next", t0()).await.unwrap(),
+        Some(StartedAttempt {
+            number: 3,
+            call_key: format!("{e0}:1")
+        })
+    );
+    assert_eq!(
+        store.start_attempt(&e1, "next", t0()).await.unwrap(),
+        Some(StartedAttempt {
+            number: 2,
+            call_key: format!("{e1}:2")
+        })
     );
 });
 
