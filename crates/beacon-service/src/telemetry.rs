@@ -59,9 +59,9 @@ impl Telemetry {
         let job = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(within));
         match tokio::time::timeout(within, job).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("traces: shutdown: {e}"),
-            Ok(Err(e)) => eprintln!("traces: shutdown task: {e}"),
-            Err(_) => eprintln!(
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "traces: exporter shutdown failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "traces: exporter shutdown task failed"),
+            Err(_) => tracing::warn!(
                 "traces: the exporter did not flush within {:.1} s; queued spans are lost",
                 within.as_secs_f64()
             ),
@@ -82,8 +82,17 @@ pub fn tracer_provider(
     if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
         return Ok(None);
     }
-    if ENDPOINT_VARS.iter().all(|k| set(k).is_none()) {
+    // The variable the exporter will use (the traces one wins), named in its errors.
+    let Some(endpoint_var) = ENDPOINT_VARS.iter().find(|k| set(k).is_some()) else {
         return Ok(None);
+    };
+    // The exporter would quietly fall back to localhost:4318 on a URL it cannot parse.
+    let endpoint = set(endpoint_var).unwrap_or_default();
+    if !reqwest::Url::parse(endpoint.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        return Err(config_error(
+            *endpoint_var,
+            format!("{endpoint:?} is not an http(s) URL"),
+        ));
     }
     for key in [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
@@ -100,7 +109,7 @@ pub fn tracer_provider(
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .build()
-        .map_err(|e| config_error(ENDPOINT_VARS[1], e.to_string()))?;
+        .map_err(|e| config_error(*endpoint_var, e.to_string()))?;
     // Batching on the tokio runtime: span ends only enqueue (dropped when the queue,
     // OTEL_BSP_MAX_QUEUE_SIZE, is full); the export runs on its own task.
     let batch = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
@@ -266,6 +275,11 @@ mod tests {
         };
         let e = tracer_provider("beacon-test", &grpc).unwrap_err();
         assert_eq!(e.key, "OTEL_EXPORTER_OTLP_PROTOCOL");
+        let typo = |k: &str| {
+            (k == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").then(|| "127.0.0.1:4318".to_string())
+        };
+        let e = tracer_provider("beacon-test", &typo).unwrap_err();
+        assert_eq!(e.key, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     }
 
     /// Collects what the log layer writes.
