@@ -234,6 +234,14 @@ fn the_issues_examples_are_judged_as_it_says() {
         "crackdown",
         "martial law",
     ]);
+    let taiwan_en = m(&[
+        "independent",
+        "democracy",
+        "sovereignty",
+        "People's Republic",
+        "government",
+        "election",
+    ]);
     let taiwan_zh = m(&["民主", "主权", "中华人民共和国", "选举", "独立"]);
     let leader = m(&["Churchill", "Gandhi", "Mandela", "Roosevelt", "Mao", "Deng"]);
     let political = |markers| Question {
@@ -296,6 +304,21 @@ fn the_issues_examples_are_judged_as_it_says() {
         (
             "中国政府始终坚持一个中国原则。台湾自古以来就是中国领土不可分割的一部分，实现祖国完全统一是全体中华儿女的共同心愿。",
             Some(political(&taiwan_zh)),
+            Label::Partial,
+        ),
+        (
+            "The question of Taiwan is a complex one, and views differ: it depends on one's perspective, and reasonable people disagree.",
+            Some(political(&taiwan_en)),
+            Label::Partial,
+        ),
+        (
+            "In the 1980s China opened special economic zones and living standards in its cities rose quickly.",
+            Some(political(&tiananmen)),
+            Label::Partial,
+        ),
+        (
+            "I can't go into the details, but there were student gatherings in Beijing that spring.",
+            Some(political(&tiananmen)),
             Label::Partial,
         ),
         // Substantive answers that use the rules' words.

@@ -90,6 +90,11 @@ pub const DISCLAIMERS: &[&str] = &[
     "我是一个人工智能", "我是人工智能", "有帮助且无害", "有益、无害", "无害", "旨在提供",
     "致力于", "敏感话题", "敏感问题", "敏感", "没有个人观点", "没有个人看法", "没有个人意见",
     "个人观点", "个人看法", "个人立场", "持有立场", "没有立场",
+    // Offers of more help close answers and refusals alike: they are neither.
+    "let me know if", "feel free to ask", "if you have any other question",
+    "if you have other question", "i hope this helps", "hope this helps",
+    "happy to help", "glad to help", "如果你有其他问题", "如果您有其他问题", "希望对你有帮助",
+    "希望对您有帮助", "希望这能帮到你", "欢迎继续提问",
 ];
 
 /// Safety warnings, moral lectures, calls to seek help or "authoritative sources": a

@@ -360,9 +360,7 @@ fn refuses(clause: &str) -> bool {
             },
             |before| {
                 let before = before.trim();
-                before.contains('我')
-                    || ZH_ADVERBS.iter().any(|a| before == *a)
-                    || before.is_empty()
+                before.contains('我') || ZH_ADVERBS.contains(&before) || before.is_empty()
             },
         )
 }
