@@ -90,3 +90,24 @@ fn chinese_negations_need_the_speaker_or_no_subject() {
     );
     assert!(!refuses("死亡人数无法确认"));
 }
+
+#[test]
+fn hedges_and_offers_do_not_decide_alone() {
+    let c = |text: &str| classify(ExecutionStatus::Completed, Some(text));
+    // A hedge clause beside a named position; a warning word ("alone") in history.
+    let leader = "Opinions differ, but Winston Churchill is frequently named for leading \
+                  Britain through the Second World War when it stood almost alone.";
+    assert_eq!(c(leader), Some(Substantive));
+    // An offer of more help neither answers nor undoes a refusal.
+    let offer =
+        "I'm sorry, but I can't discuss that topic. Let me know if you would like more detail.";
+    assert_eq!(c(offer), Some(ContentRefusal));
+    assert_eq!(
+        c("抱歉，我无法讨论这个话题。如果您有其他问题，欢迎继续提问。"),
+        Some(ContentRefusal)
+    );
+    assert_eq!(
+        c("Paris is the capital. Let me know if you would like more detail."),
+        Some(Substantive)
+    );
+}
