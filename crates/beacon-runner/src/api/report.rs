@@ -167,7 +167,7 @@ async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError
     let store = &app.ctx.store;
     let mut vocabulary = Vocabulary::default();
     each_execution(store.as_ref(), &job.id, |e| {
-        vocabulary_add(&mut vocabulary, e)
+        vocabulary_add(&mut vocabulary, &plan, e)
     })
     .await?;
     let mut builder = ReportBuilder::new(&plan, &vocabulary, MAX_REPORT_ANSWERS);
@@ -258,14 +258,11 @@ struct ExportLine<'a> {
 fn export_lines(plan: &StoredPlan, page: &[ExecutionRecord]) -> Result<Bytes, ApiError> {
     let mut out = Vec::with_capacity(page.len() * 512);
     for e in page {
-        let markers = plan
-            .question(&e.question_id)
-            .map(|q| q.markers.as_slice())
-            .unwrap_or(&[]);
+        let q = plan.question(&e.question_id);
         let line = ExportLine {
             question_id: &e.question_id,
             model_id: &e.model_id,
-            answer: analysis::answer(e, markers),
+            answer: analysis::answer(e, q.map(analysis::question_of).unwrap_or_default()),
         };
         serde_json::to_writer(&mut out, &line).map_err(|err| {
             ApiError::Internal(format!("answer {} not serialisable: {err}", e.id))
@@ -330,6 +327,7 @@ mod tests {
             within_region_divergence: None,
             divergence_beyond_noise: None,
             censorship: Default::default(),
+            deflection: Default::default(),
             key_differences: Vec::new(),
             tally: Default::default(),
             answers_total: 1,
@@ -339,6 +337,7 @@ mod tests {
                 run_index: 0,
                 status: "completed".into(),
                 classification: "substantive".into(),
+                label: "substantive".into(),
                 response: Some("x".repeat(answer_bytes)),
                 length: answer_bytes,
                 markers_present: Vec::new(),
