@@ -6,6 +6,7 @@
 mod admin;
 mod auth;
 mod inference;
+pub mod openapi;
 mod status;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/admin/providers/{name}/drain", post(admin::drain))
         .route("/admin/providers/{name}/enable", post(admin::enable))
         .route("/admin/config", get(admin::config))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -7,6 +7,7 @@ mod executions;
 mod geo;
 mod guard;
 mod jobs;
+pub mod openapi;
 mod portal;
 mod rate;
 pub mod report;
@@ -74,13 +75,10 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/executions/{id}/cross-region", get(portal::cross_region))
         .route(
             "/executions/{id}/cross-region-diff",
-            get(portal::cross_region_diff).post(portal::cross_region_diff),
+            get(portal::cross_region_diff).post(portal::cross_region_diff_post),
         )
-        .route("/executions/{id}/regions", get(portal::cross_region_diff))
-        .route(
-            "/executions/{id}/diff-analysis",
-            get(portal::cross_region_diff),
-        )
+        .route("/executions/{id}/regions", get(portal::regions))
+        .route("/executions/{id}/diff-analysis", get(portal::diff_analysis))
         .route("/diffs", get(portal::diffs))
         .route("/questions", get(status::questions))
         .route("/health", get(status::health))
@@ -112,12 +110,16 @@ pub fn routes(state: Arc<AppState>) -> Router {
             get(portal::bias_analysis),
         )
         // The portal's gateway-less bundleUrl has no /api/v1 (portal-contract 2.3).
-        .route("/transparency/bundles/{cid}", get(transparency::bundle))
+        .route(
+            "/transparency/bundles/{cid}",
+            get(transparency::bundle_at_root),
+        )
         // Live updates over WebSocket (ws.rs): `/ws`, the portal's default, and `/api/v1/ws`.
         .merge(ws::routes())
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(body_limit)
         .layer(axum::middleware::from_fn(guard::require_json))

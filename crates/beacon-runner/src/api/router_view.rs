@@ -20,6 +20,17 @@ use crate::error::ApiError;
 /// 30 s old copy), with a short bound so a stuck router cannot hold the request.
 const ASK_ROUTER_WITHIN: Duration = Duration::from_secs(3);
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/router/providers",
+    tag = "service",
+    operation_id = "router_providers",
+    summary = "The router's providers and regions, as the router says now",
+    responses(
+        (status = 200, description = "`{regions, providers}` (no URLs)", body = super::openapi::Json),
+        (status = 503, description = "ROUTER_UNAVAILABLE: the router did not answer", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn providers(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let list = app
         .ctx

@@ -16,6 +16,16 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::error::ApiError;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/questions",
+    tag = "service",
+    operation_id = "questions",
+    summary = "The question catalogue by category",
+    responses(
+        (status = 200, description = "`{categories}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn questions(State(app): State<Arc<AppState>>) -> Json<Value> {
     let mut categories = serde_json::Map::new();
     for (category, list) in app.catalogue.by_category() {
@@ -81,6 +91,16 @@ async fn checks(app: &AppState) -> Checks {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "service",
+    operation_id = "health",
+    summary = "The runner and its dependencies",
+    responses(
+        (status = 200, description = "`{status, services, version, receipt_public_key, ...}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
     let c = checks(&app).await;
     let status = match (c.db_ok, c.router_ok) {
@@ -97,12 +117,33 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "service",
+    operation_id = "livez",
+    summary = "The process answers",
+    responses(
+        (status = 200, description = "`{status: ok}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn livez() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the database answers and the router is reachable (the config was valid,
 /// or the process would not be running).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    operation_id = "readyz",
+    summary = "Ready: the database and the router answer",
+    responses(
+        (status = 200, description = "`{ready: true, services}`", body = super::openapi::Json),
+        (status = 503, description = "`{ready: false, services}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let c = checks(&app).await;
     let ready = c.db_ok && c.router_ok;
@@ -114,6 +155,16 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     (code, Json(json!({"ready": ready, "services": c.services}))).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (docs/metrics.md)",
+    responses(
+        (status = 200, description = "The text exposition format", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let m = &app.ctx.metrics;
     m.set_gauge(
@@ -157,6 +208,19 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/diagnostics",
+    tag = "service",
+    operation_id = "diagnostics",
+    summary = "What an operator needs to see why jobs fail",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Configuration summary, services, leases, recent failures by code", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: missing or wrong admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: diagnostics are disabled (no RUNNER_ADMIN_TOKEN)", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn diagnostics(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
