@@ -43,7 +43,7 @@ fn sse(kind: EventKind, data: &Value) -> SseEvent {
         ("id" = String, Path, description = "Job id"),
     ),
     responses(
-        (status = 200, description = "`job_update` and `execution_update` events until the job ends", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "`job_update` and `execution_update` events until the job ends", body = super::openapi::SseEvent, content_type = "text/event-stream"),
         (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
     ),
 )]

@@ -62,7 +62,7 @@ use crate::error::ErrorBody;
         super::status::metrics,
         serve,
     ),
-    components(schemas(ErrorBody, Json, RetryLimit)),
+    components(schemas(ErrorBody, Json, RetryLimit, SseEvent)),
     modifiers(&Guards),
     tags(
         (name = "jobs", description = "Submit, read, cancel and retry jobs"),
@@ -79,6 +79,16 @@ pub struct RunnerApi;
 #[derive(ToSchema)]
 #[schema(value_type = Object)]
 pub struct Json(#[allow(dead_code)] Value);
+
+/// One Server-Sent Event of `GET /api/v1/jobs/{id}/events` (events.rs): `event` names
+/// it (`job_update`, `execution_update`), `data` is its JSON text (a job or an
+/// execution as the job routes show them).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    event: String,
+    data: String,
+}
 
 /// `429` of `POST /executions/{id}/retry-question` once an execution has used
 /// `scheduler.max_total_attempts` (the portal's shape, portal-contract.md 2.2).

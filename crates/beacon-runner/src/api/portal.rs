@@ -44,6 +44,7 @@ async fn executions(app: &AppState, f: ExecutionFilter) -> Result<Vec<ExecutionR
     ),
     responses(
         (status = 200, description = "The bias analysis (portal-contract.md 2.4)", body = super::openapi::Json),
+        (status = 409, description = "INSUFFICIENT_DATA: no question and model has completed answers from two regions yet", body = crate::error::ErrorBody),
         (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
     ),
 )]
