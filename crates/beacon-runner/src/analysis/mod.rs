@@ -24,7 +24,7 @@ pub use scores::{Evidence, JobScores, RegionScore, Risk, evidence, group_scores,
 use crate::plan::StoredPlan;
 
 /// One answer as the analysis sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub execution_id: String,
     pub region: String,
@@ -57,7 +57,7 @@ impl Answer {
 }
 
 /// Similarity of two regions' answers in a group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Pair {
     pub a: String,
     pub b: String,
@@ -65,7 +65,7 @@ pub struct Pair {
 }
 
 /// A marker present in some regions' answers and absent from others'.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MarkerDifference {
     pub marker: String,
     pub present_in: Vec<String>,
@@ -75,7 +75,7 @@ pub struct MarkerDifference {
 }
 
 /// One (question, model) across regions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub question_id: String,
     pub question: String,
@@ -108,7 +108,7 @@ pub struct Group {
 }
 
 /// The whole report of a job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub job_id: String,
     pub status: String,

@@ -124,6 +124,14 @@ fn links(id: &str) -> Value {
     })
 }
 
+/// `GET /jobs`: a page of jobs, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<views::JobView>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
 fn num(q: &HashMap<String, String>, key: &str, default: u32, max: u32) -> Result<u32, ApiError> {
     match q.get(key) {
         None => Ok(default),
@@ -146,14 +154,14 @@ fn num(q: &HashMap<String, String>, key: &str, default: u32, max: u32) -> Result
         ("offset" = Option<u32>, Query, description = "Jobs to skip"),
     ),
     responses(
-        (status = 200, description = "`{jobs, limit, offset}`", body = super::openapi::Json),
+        (status = 200, description = "A page of jobs", body = JobList),
         (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let status =
         match q.get("status").filter(|s| !s.is_empty()) {
             None => None,
@@ -169,7 +177,7 @@ pub async fn list(
     let jobs = app.ctx.store.list_jobs(&filter).await?;
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let counts = app.ctx.store.counts_many(&ids).await?;
-    let list: Vec<Value> = jobs
+    let list = jobs
         .iter()
         .map(|j| {
             let c = counts
@@ -177,12 +185,14 @@ pub async fn list(
                 .find(|(id, _)| id == &j.id)
                 .map(|(_, c)| *c)
                 .unwrap_or_default();
-            views::job(j, &c, false)
+            views::job_view(j, &c, false)
         })
         .collect();
-    Ok(Json(
-        json!({"jobs": list, "limit": filter.limit, "offset": filter.offset}),
-    ))
+    Ok(Json(JobList {
+        jobs: list,
+        limit: filter.limit,
+        offset: filter.offset,
+    }))
 }
 
 async fn find(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
@@ -206,7 +216,7 @@ async fn find(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
         ("exec_offset" = Option<u32>, Query, description = "Executions skipped"),
     ),
     responses(
-        (status = 200, description = "The job", body = super::openapi::Json),
+        (status = 200, description = "The job, with `job` (the spec) and, when asked, `executions` and `executions_total`", body = views::JobView),
         (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
         (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
     ),

@@ -186,7 +186,7 @@ async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError
         ("id" = String, Path, description = "Job id"),
     ),
     responses(
-        (status = 200, description = "The report (docs/runner.md)", body = super::openapi::Json),
+        (status = 200, description = "The report (docs/analysis.md)", body = crate::analysis::Report),
         (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
     ),
 )]
