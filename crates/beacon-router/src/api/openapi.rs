@@ -18,7 +18,7 @@ use crate::error::ErrorBody;
 #[openapi(
     info(
         title = "Beacon router",
-        description = "Routes inference to healthy providers of one region, with evidence-based health (docs/router.md).",
+        description = "Routes inference to healthy providers of one region, with evidence-based health (docs/router.md). Besides the answers listed per operation, any route may get a transport error, in ErrorBody: 405 METHOD_NOT_ALLOWED, 408 REQUEST_TIMEOUT, 414 URI_TOO_LONG, 431 HEADERS_TOO_LARGE, 503 TOO_MANY_CONNECTIONS.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(

@@ -17,7 +17,7 @@ use crate::error::ErrorBody;
 #[openapi(
     info(
         title = "Beacon runner",
-        description = "Accepts signed job specs, runs every execution through the router, stores every answer with a signed receipt (docs/runner.md).",
+        description = "Accepts signed job specs, runs every execution through the router, stores every answer with a signed receipt (docs/runner.md). Besides the answers listed per operation, any route may get a transport error, in ErrorBody: 405 METHOD_NOT_ALLOWED, 408 REQUEST_TIMEOUT, 413 PAYLOAD_TOO_LARGE (over the 2 MiB transport limit), 414 URI_TOO_LONG, 431 HEADERS_TOO_LARGE, 503 TOO_MANY_CONNECTIONS.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
