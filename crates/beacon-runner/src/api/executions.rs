@@ -56,14 +56,32 @@ fn filter(
     })
 }
 
-async fn page(app: &AppState, f: ExecutionFilter) -> Result<Json<Value>, ApiError> {
+/// A page of executions.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ExecutionPage {
+    /// Executions as runner.md ("Execution JSON") lists their fields.
+    #[schema(value_type = Vec<Object>)]
+    pub executions: Vec<Value>,
+    /// Executions matching the filters, on every page.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+async fn page(app: &AppState, f: ExecutionFilter) -> Result<Json<ExecutionPage>, ApiError> {
     let (limit, offset) = (f.limit, f.offset);
     let page = app.ctx.store.list_executions(&f).await?;
     let max = app.ctx.cfg.max_total_attempts;
-    Ok(Json(json!({
-        "executions": page.items.iter().map(|e| views::execution(e, max)).collect::<Vec<_>>(),
-        "total": page.total, "limit": limit, "offset": offset,
-    })))
+    Ok(Json(ExecutionPage {
+        executions: page
+            .items
+            .iter()
+            .map(|e| views::execution(e, max))
+            .collect(),
+        total: page.total,
+        limit,
+        offset,
+    }))
 }
 
 async fn job_exists(app: &AppState, id: &str) -> Result<(), ApiError> {
@@ -89,7 +107,7 @@ async fn job_exists(app: &AppState, id: &str) -> Result<(), ApiError> {
         ("offset" = Option<u32>, Query, description = "Rows to skip"),
     ),
     responses(
-        (status = 200, description = "`{executions, total, limit, offset}`", body = super::openapi::Json),
+        (status = 200, description = "A page of executions", body = ExecutionPage),
         (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
         (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
     ),
@@ -98,7 +116,7 @@ pub async fn for_job(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionPage>, ApiError> {
     job_exists(&app, &id).await?;
     page(&app, filter(&q, Some(id), 100)?).await
 }
@@ -119,7 +137,7 @@ pub async fn for_job(
         ("offset" = Option<u32>, Query, description = "Rows to skip"),
     ),
     responses(
-        (status = 200, description = "`{executions, total, limit, offset}`", body = super::openapi::Json),
+        (status = 200, description = "A page of executions", body = ExecutionPage),
         (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
         (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
     ),
@@ -128,7 +146,7 @@ pub async fn for_job_all(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionPage>, ApiError> {
     job_exists(&app, &id).await?;
     page(&app, filter(&q, Some(id), 10_000)?).await
 }
@@ -150,14 +168,14 @@ pub async fn for_job_all(
         ("offset" = Option<u32>, Query, description = "Rows to skip"),
     ),
     responses(
-        (status = 200, description = "`{executions, total, limit, offset}`", body = super::openapi::Json),
+        (status = 200, description = "A page of executions", body = ExecutionPage),
         (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn newest(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionPage>, ApiError> {
     let mut f = filter(&q, q.get("job").or(q.get("job_id")).cloned(), 100)?;
     f.newest_first = true;
     page(&app, f).await

@@ -91,6 +91,21 @@ async fn checks(app: &AppState) -> Checks {
     }
 }
 
+/// `GET /api/v1/health`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `healthy`, `degraded` (the router is not) or `unhealthy` (the database is not).
+    pub status: &'static str,
+    /// `[{name, status, ...}]` for the database, the router and the scheduler.
+    #[schema(value_type = Vec<Object>)]
+    pub services: Value,
+    pub version: &'static str,
+    pub instance: String,
+    pub uptime_seconds: u64,
+    /// The base64 Ed25519 key the runner's receipts are signed with.
+    pub receipt_public_key: String,
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/health",
@@ -98,10 +113,10 @@ async fn checks(app: &AppState) -> Checks {
     operation_id = "health",
     summary = "The runner and its dependencies",
     responses(
-        (status = 200, description = "`{status, services, version, receipt_public_key, ...}`", body = super::openapi::Json),
+        (status = 200, description = "The runner and its dependencies", body = Health),
     ),
 )]
-pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
+pub async fn health(State(app): State<Arc<AppState>>) -> Json<Health> {
     let c = checks(&app).await;
     let status = match (c.db_ok, c.router_ok) {
         (true, true) => "healthy",
@@ -110,11 +125,14 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
     };
     // Clients verifying receipts offline (`beacon verify`) compare against this key.
     let receipt_key = beacon_core::signing::encode_public_key(&app.ctx.signing_key.verifying_key());
-    Json(json!({
-        "status": status, "services": c.services, "version": env!("CARGO_PKG_VERSION"),
-        "instance": app.config.instance_id, "uptime_seconds": app.started.elapsed().as_secs(),
-        "receipt_public_key": receipt_key,
-    }))
+    Json(Health {
+        status,
+        services: c.services,
+        version: env!("CARGO_PKG_VERSION"),
+        instance: app.config.instance_id.clone(),
+        uptime_seconds: app.started.elapsed().as_secs(),
+        receipt_public_key: receipt_key,
+    })
 }
 
 #[utoipa::path(
