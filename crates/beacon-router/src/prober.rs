@@ -19,7 +19,7 @@ use crate::provider::UpstreamCall;
 use crate::registry::{Provider, Registry};
 
 /// The result of one probe, as the admin route shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProbeReport {
     pub provider: String,
     pub probed: bool,

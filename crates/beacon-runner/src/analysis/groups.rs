@@ -18,7 +18,7 @@ fn mean(xs: &[f64]) -> Option<f64> {
 
 /// What one region's answers in a group were: everything the scores and the page's
 /// refusal marks need, without the answers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RegionTally {
     pub answers: u32,
     pub completed: u32,

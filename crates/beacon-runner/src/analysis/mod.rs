@@ -25,7 +25,7 @@ use crate::classify::Question;
 use crate::plan::{StoredPlan, StoredQuestion};
 
 /// One answer as the analysis sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub execution_id: String,
     pub region: String,
@@ -96,7 +96,7 @@ pub fn label(e: &ExecutionRecord, question: Question<'_>) -> &'static str {
 }
 
 /// Similarity of two regions' answers in a group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Pair {
     pub a: String,
     pub b: String,
@@ -104,7 +104,7 @@ pub struct Pair {
 }
 
 /// A marker present in some regions' answers and absent from others'.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MarkerDifference {
     pub marker: String,
     pub present_in: Vec<String>,
@@ -114,7 +114,7 @@ pub struct MarkerDifference {
 }
 
 /// One (question, model) across regions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub question_id: String,
     pub question: String,
@@ -150,7 +150,7 @@ pub struct Group {
 }
 
 /// The whole report of a job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub job_id: String,
     pub status: String,

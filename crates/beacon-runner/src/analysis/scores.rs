@@ -20,7 +20,7 @@ pub const MEDIUM_CONTROL_DIFFERENTIAL: f64 = 0.2;
 /// A sensitive group whose divergence reaches this is listed as a risk.
 pub const NOTABLE_GROUP_DIVERGENCE: f64 = 0.5;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct RegionScore {
     /// Substantive answers / completed answers, sensitive questions.
     pub substantive_rate: f64,
@@ -46,7 +46,7 @@ pub struct RegionScore {
     pub factual_accuracy: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Risk {
     #[serde(rename = "type")]
     pub kind: String,
@@ -56,7 +56,7 @@ pub struct Risk {
     pub regions: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyDifference {
     pub dimension: String,
     pub variations: BTreeMap<String, String>,
@@ -64,7 +64,7 @@ pub struct KeyDifference {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobScores {
     pub narrative_divergence: f64,
     pub censorship_rate: f64,
