@@ -119,9 +119,10 @@ pub fn analysis_table(report: &Value) -> String {
     let num = |k: &str| a[k].as_f64().map_or("-".to_string(), |v| format!("{v:.2}"));
     let _ = writeln!(
         out,
-        "narrative_divergence {}  censorship_rate {}  factual_consistency {}  bias_variance {}  coverage {}",
+        "narrative_divergence {}  censorship_rate {}  deflection_rate {}  factual_consistency {}  bias_variance {}  coverage {}",
         num("narrative_divergence"),
         num("censorship_rate"),
+        num("deflection_rate"),
         num("factual_consistency"),
         num("bias_variance"),
         num("coverage")
@@ -167,20 +168,24 @@ pub fn analysis_table(report: &Value) -> String {
                     let d = g["divergence"]
                         .as_f64()
                         .map_or("n/a".to_string(), |d| format!("{d:.2}"));
-                    let censored: Vec<String> = g["censorship"]
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .filter(|(_, v)| **v == true)
-                        .map(|(r, _)| {
-                            format!(
-                                "x{}",
-                                beacon_core::Region::parse(r)
-                                    .map_or(r.clone(), |r| r.portal_code())
-                            )
-                        })
-                        .collect();
-                    format!("{d} {}", censored.join(" "))
+                    let marks = |key: &str, mark: char| -> Vec<String> {
+                        g[key]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter(|(_, v)| **v == true)
+                            .map(|(r, _)| {
+                                format!(
+                                    "{mark}{}",
+                                    beacon_core::Region::parse(r)
+                                        .map_or(r.clone(), |r| r.portal_code())
+                                )
+                            })
+                            .collect()
+                    };
+                    let mut flagged = marks("censorship", 'x');
+                    flagged.extend(marks("deflection", '~'));
+                    format!("{d} {}", flagged.join(" "))
                 });
             let _ = write!(out, " {cell:<22}");
         }
@@ -188,7 +193,7 @@ pub fn analysis_table(report: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "(xREGION: that region refused or answered nothing while another answered)"
+        "(xREGION: that region refused or answered nothing while another answered; ~REGION: it only deflected, hedged or gave an official position)"
     );
     out
 }

@@ -168,7 +168,26 @@ impl<'de> Deserialize<'de> for ErrorCode {
     }
 }
 
+/// In the OpenAPI documents an error code is a string: a newer peer's code is kept
+/// verbatim (`Other`), so the known list is an example set, not an enum.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Why an inference did not produce an answer (router.md error codes).",
+            ))
+            .examples(ErrorCode::KNOWN.iter().map(|c| c.as_str()))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ErrorCode {}
+
 /// Where on the path of a call the failure happened.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -191,6 +210,7 @@ pub enum Stage {
 }
 
 /// A failure with everything needed to explain it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     pub code: ErrorCode,

@@ -21,6 +21,7 @@ fn default_true() -> bool {
 }
 
 /// `POST /inference` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferenceRequest {
     pub model: String,
@@ -62,6 +63,7 @@ impl InferenceRequest {
 }
 
 /// Provenance of an answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InferenceMetadata {
     #[serde(default)]
@@ -89,6 +91,7 @@ pub struct InferenceMetadata {
 }
 
 /// One provider considered for a request, and why it was not used.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub provider: String,
@@ -105,6 +108,7 @@ pub struct Candidate {
 }
 
 /// `POST /inference` answer: the same shape on success and failure.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InferenceResponse {
     pub success: bool,
@@ -162,6 +166,7 @@ impl InferenceResponse {
 }
 
 /// A provider's health state (router.md "Health model").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderState {
@@ -186,6 +191,7 @@ impl ProviderState {
 }
 
 /// One entry of `GET /providers`. Endpoint URLs are deliberately absent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderEntry {
     pub name: String,
@@ -227,6 +233,7 @@ pub struct ProviderEntry {
 }
 
 /// `GET /providers` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvidersResponse {
     pub providers: Vec<ProviderEntry>,

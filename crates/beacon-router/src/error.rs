@@ -3,7 +3,20 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of the router's own error answers (`ErrorBody` in docs/openapi/router.json);
+/// inference failures use the `/inference` shape instead.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// A stable code to branch on, e.g. `UNKNOWN_REGION`, `UNAUTHORIZED`, `NOT_FOUND`.
+    pub error_code: String,
+    /// Seconds after which a retry may succeed (also `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -60,7 +73,12 @@ impl IntoResponse for ApiError {
             ApiError::Transport(e) => e.retry_after,
             _ => None,
         };
-        let body = json!({"error": self.to_string(), "error_code": self.code()});
+        let body = ErrorBody {
+            error: self.to_string(),
+            error_code: self.code().to_string(),
+            retry_after,
+        };
+        let body = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
         beacon_service::transport::error_response(self.status(), body, retry_after)
     }
 }

@@ -21,7 +21,7 @@ use crate::registry::{Provider, Registry};
 use crate::spans;
 
 /// The result of one probe, as the admin route shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProbeReport {
     pub provider: String,
     pub probed: bool,

@@ -5,7 +5,25 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use beacon_core::spec::SpecError;
+use serde::Serialize;
 use serde_json::{Value, json};
+
+/// The body of every error answer of the runner (`ErrorBody` in docs/openapi/runner.json).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person (a 404's text starts with `404:`).
+    pub error: String,
+    /// A stable code to branch on, e.g. `INVALID_QUERY`, `NOT_FOUND`, `RATE_LIMITED`.
+    pub error_code: String,
+    /// More about the error: `{"field": ...}` for a job spec rule, otherwise `null`
+    /// unless the code says otherwise.
+    pub details: Value,
+    /// Names this answer in the runner's log (internal errors are logged under it).
+    pub request_id: String,
+    /// Seconds after which a retry may succeed (also `Retry-After`), on a 429 or 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -20,6 +38,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Forbidden(String),
+    /// A WebSocket handshake from a page whose origin is not allowed.
+    #[error("origin {0} is not allowed to open the event socket; add it to CORS_ORIGINS")]
+    OriginNotAllowed(String),
     #[error("404: {0}")]
     NotFound(String),
     #[error("{message}")]
@@ -59,7 +80,7 @@ impl ApiError {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -76,6 +97,7 @@ impl ApiError {
             ApiError::Spec(e) => e.error_code(),
             ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
             ApiError::Forbidden(_) => "UNTRUSTED_KEY",
+            ApiError::OriginNotAllowed(_) => "ORIGIN_NOT_ALLOWED",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::RateLimited(_) => "RATE_LIMITED",
@@ -138,12 +160,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = json!({
-            "error": error,
-            "error_code": self.code(),
-            "details": self.details(),
-            "request_id": request_id,
-        });
+        let body = ErrorBody {
+            error,
+            error_code: self.code().to_string(),
+            details: self.details(),
+            request_id,
+            retry_after: self.retry_after(),
+        };
+        let body = serde_json::to_value(body).unwrap_or(Value::Null);
         beacon_service::transport::error_response(self.status(), body, self.retry_after())
     }
 }

@@ -131,6 +131,7 @@ pub fn cross_region_group(
                 "question_id": group.question_id,
                 "status": a.status,
                 "classification": a.classification,
+                "label": a.label,
                 "provider_id": a.provider_id,
                 "metadata": {"model_id": group.model_id, "region": a.region},
                 "execution_output": output,

@@ -4,6 +4,7 @@
 use beacon_core::status::{Classification, ExecutionCounts, ExecutionStatus};
 use beacon_store::{ExecutionRecord, JobRecord};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// RFC 3339 with milliseconds and `Z`, as every time in the API.
@@ -38,16 +39,47 @@ pub fn stage(job: &JobRecord, c: &ExecutionCounts) -> &'static str {
     }
 }
 
-/// Progress numbers of a job.
-pub fn progress(c: &ExecutionCounts) -> Value {
+/// Progress numbers of a job (`progress` of a job, `counts` of a report).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    pub total: u64,
+    pub pending: u64,
+    pub running: u64,
+    pub retrying: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub timeout: u64,
+    pub cancelled: u64,
+    /// Executions in a final status.
+    pub done: u64,
+    /// `done / total` in percent, one decimal.
+    pub percent: f64,
+}
+
+pub fn progress_of(c: &ExecutionCounts) -> Progress {
     let total = c.total();
     let done = c.terminal();
-    json!({
-        "total": total, "pending": c.pending, "running": c.running, "retrying": c.retrying,
-        "completed": c.completed, "failed": c.failed, "timeout": c.timeout, "cancelled": c.cancelled,
-        "done": done,
-        "percent": if total == 0 { 0.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 },
-    })
+    Progress {
+        total,
+        pending: c.pending,
+        running: c.running,
+        retrying: c.retrying,
+        completed: c.completed,
+        failed: c.failed,
+        timeout: c.timeout,
+        cancelled: c.cancelled,
+        done,
+        percent: if total == 0 {
+            0.0
+        } else {
+            (done as f64 * 1000.0 / total as f64).round() / 10.0
+        },
+    }
+}
+
+/// [`progress_of`] as JSON.
+pub fn progress(c: &ExecutionCounts) -> Value {
+    json!(progress_of(c))
 }
 
 /// The stored spec, parsed back (it was valid JSON when accepted).
@@ -55,29 +87,68 @@ pub fn spec_value(job: &JobRecord) -> Value {
     serde_json::from_str(&job.spec_json).unwrap_or(Value::Null)
 }
 
+/// A job as the job routes, events and the WebSocket show it; with the stored spec as
+/// `job` on `GET /jobs/{id}`. Its schema in docs/openapi/runner.json is this type's.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    pub id: String,
+    /// `id` again (the portal's name).
+    pub job_id: String,
+    /// `queued`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    pub benchmark: Benchmark,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Machine code (`below_min_success_rate`, `min_success_rate_unreachable`, ...).
+    pub failure_reason: Option<String>,
+    /// A sentence for humans (counts and threshold).
+    pub failure_message: Option<String>,
+    /// The portal's stage: `queued`, `spawning`, `running`, `completing` or the final status.
+    pub stage: String,
+    pub total_executions: u64,
+    pub min_success_rate: f64,
+    pub min_regions: u32,
+    pub cancel_requested_at: Option<String>,
+    pub progress: Progress,
+    /// The spec as submitted (`GET /jobs/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Value>,
+}
+
+/// The spec's `benchmark.name`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Benchmark {
+    pub name: Option<String>,
+}
+
 /// A job summary (lists) or, with `spec`, the full record.
-pub fn job(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> Value {
-    let mut v = json!({
-        "id": job.id,
-        "job_id": job.id,
-        "status": job.status.as_str(),
-        "benchmark": {"name": job.benchmark},
-        "created_at": ts(Some(job.created_at)),
-        "started_at": ts(job.started_at),
-        "finished_at": ts(job.finished_at),
-        "failure_reason": job.failure_reason,
-        "failure_message": job.failure_message,
-        "stage": stage(job, counts),
-        "total_executions": job.total,
-        "min_success_rate": job.min_success_rate,
-        "min_regions": job.min_regions,
-        "cancel_requested_at": ts(job.cancel_requested_at),
-        "progress": progress(counts),
-    });
-    if with_spec {
-        v["job"] = spec_value(job);
+pub fn job_view(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> JobView {
+    JobView {
+        id: job.id.clone(),
+        job_id: job.id.clone(),
+        status: job.status.as_str().to_string(),
+        benchmark: Benchmark {
+            name: job.benchmark.clone(),
+        },
+        created_at: rfc3339(job.created_at),
+        started_at: job.started_at.map(rfc3339),
+        finished_at: job.finished_at.map(rfc3339),
+        failure_reason: job.failure_reason.clone(),
+        failure_message: job.failure_message.clone(),
+        stage: stage(job, counts).to_string(),
+        total_executions: job.total,
+        min_success_rate: job.min_success_rate,
+        min_regions: job.min_regions,
+        cancel_requested_at: job.cancel_requested_at.map(rfc3339),
+        progress: progress_of(counts),
+        job: with_spec.then(|| spec_value(job)),
     }
-    v
+}
+
+/// [`job_view`] as JSON.
+pub fn job(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> Value {
+    json!(job_view(job, counts, with_spec))
 }
 
 /// One execution with the fields native clients and the portal read. `attempts_cap`

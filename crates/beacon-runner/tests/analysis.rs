@@ -63,6 +63,22 @@ backend_test!(
         for g in groups {
             let q = g["question_id"].as_str().unwrap();
             let censored = |region: &str| g["censorship"][region] == true;
+            // eu-west hedges on Taiwan: partial answers, counted apart, not censorship.
+            let deflected = |region: &str| g["deflection"][region] == true;
+            assert_eq!(
+                ["us-east", "eu-west", "asia-pacific"].map(deflected),
+                [false, q == "taiwan_status", false],
+                "{q}/{} deflection",
+                g["model_id"]
+            );
+            for a in g["answers"].as_array().unwrap() {
+                let want = match (q, a["region"].as_str().unwrap()) {
+                    ("taiwan_status", "eu-west") => "partial",
+                    (_, "asia-pacific") if CENSORED.contains(&q) => "refusal",
+                    _ => "substantive",
+                };
+                assert_eq!(a["label"], want, "{q}: {}", a["response"]);
+            }
             if CENSORED.contains(&q) {
                 assert!(
                     censored("asia-pacific"),
@@ -97,6 +113,11 @@ backend_test!(
             "{a}"
         );
         assert!(a["narrative_divergence"].as_f64().unwrap() > 0.35);
+        // 3 of the 45 cells deflected (eu-west on Taiwan, three models).
+        assert!(
+            (a["deflection_rate"].as_f64().unwrap() - 3.0 / 45.0).abs() < 1e-9,
+            "{a}"
+        );
         assert!(
             a["recommendation"]
                 .as_str()

@@ -154,6 +154,23 @@ async fn every_transport_error_is_json_with_a_code() {
     assert!(r.headers.contains_key("allow"), "{r:?}");
     let r = request(runner, "DELETE", "/livez", "").await;
     r.assert_error(405, "METHOD_NOT_ALLOWED");
+    // A POST without a JSON type to a GET-only route is a 405 and to no route a 404:
+    // the JSON rule runs only where a route and its method matched.
+    let post = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    send(runner, post("/api/v1/health").as_bytes())
+        .await
+        .assert_error(405, "METHOD_NOT_ALLOWED");
+    send(runner, post("/api/v1/no-such-route").as_bytes())
+        .await
+        .assert_error(404, "NOT_FOUND");
+    // On a POST route the type is still checked.
+    send(runner, post("/api/v1/jobs").as_bytes())
+        .await
+        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
 
     // ~70 KB: past hyper's own limit (an empty 414 there), refused before hyper.
     let long = format!("/api/v1/jobs/{}", "a".repeat(70_000));

@@ -11,6 +11,8 @@ pub mod body;
 pub mod hostile;
 pub mod metrics;
 #[cfg(feature = "test-support")]
+pub mod openapi_check;
+#[cfg(feature = "test-support")]
 pub mod promtool;
 pub mod redact;
 pub mod serve;

@@ -43,6 +43,22 @@ fn provider<'a>(app: &'a AppState, name: &str) -> Result<&'a Provider, ApiError>
         .ok_or_else(|| ApiError::NotFound(format!("no provider named {name:?}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/providers/{name}/probe",
+    tag = "admin",
+    operation_id = "probe_provider",
+    summary = "Probe a provider now (a real inference)",
+    params(
+        ("name" = String, Path, description = "The provider's configured name"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "What the probe found", body = crate::prober::ProbeReport),
+        (status = 401, description = "UNAUTHORIZED: missing or wrong admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "ADMIN_DISABLED (no admin token configured) or NOT_FOUND (no such provider)", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn probe(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -67,6 +83,22 @@ async fn set_draining(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/providers/{name}/drain",
+    tag = "admin",
+    operation_id = "drain_provider",
+    summary = "Take a provider out of rotation",
+    params(
+        ("name" = String, Path, description = "The provider's configured name"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "`{provider, state}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: missing or wrong admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "ADMIN_DISABLED (no admin token configured) or NOT_FOUND (no such provider)", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn drain(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -75,6 +107,22 @@ pub async fn drain(
     set_draining(&app, &headers, &name, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/providers/{name}/enable",
+    tag = "admin",
+    operation_id = "enable_provider",
+    summary = "Put a drained provider back",
+    params(
+        ("name" = String, Path, description = "The provider's configured name"),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "`{provider, state}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: missing or wrong admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "ADMIN_DISABLED (no admin token configured) or NOT_FOUND (no such provider)", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn enable(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -83,6 +131,19 @@ pub async fn enable(
     set_draining(&app, &headers, &name, false).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/config",
+    tag = "admin",
+    operation_id = "config",
+    summary = "The configuration, without secrets",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "`{summary}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: missing or wrong admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "ADMIN_DISABLED: no admin token configured", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn config(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,

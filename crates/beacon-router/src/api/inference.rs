@@ -72,6 +72,31 @@ pub(super) fn challenge(mut resp: Response) -> Response {
 
 /// `POST /inference`, inside its `inference` span (continued from the caller's
 /// `traceparent`), which records the answer's status and failure.
+#[utoipa::path(
+    post,
+    path = "/inference",
+    tag = "inference",
+    operation_id = "inference",
+    summary = "One inference in one region, routed to a healthy provider",
+    request_body(content = beacon_core::wire::InferenceRequest, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "At most 200 characters: a retry with the same key and body gets the first answer (Idempotent-Replayed: true)"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context; its trace id becomes metadata.trace_id"),
+    ),
+    security(("inference_token" = [])),
+    responses(
+        (status = 200, description = "The answer, with provider_used and metadata.region (success: true)", body = beacon_core::wire::InferenceResponse),
+        (status = 400, description = "INVALID_REQUEST or UNKNOWN_REGION: the body or a header is refused", body = beacon_core::wire::InferenceResponse),
+        (status = 401, description = "UNAUTHORIZED: no inference token, or a wrong one (WWW-Authenticate: Bearer)", body = beacon_core::wire::InferenceResponse),
+        (status = 404, description = "NO_PROVIDER_FOR_MODEL: no provider of the region serves the model", body = beacon_core::wire::InferenceResponse),
+        (status = 408, description = "REQUEST_TIMEOUT: the body did not arrive within body_read_timeout", body = beacon_core::wire::InferenceResponse),
+        (status = 409, description = "IDEMPOTENCY_KEY_CONFLICT: the key was used for a different request", body = crate::error::ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is larger than max_request_bytes", body = beacon_core::wire::InferenceResponse),
+        (status = 502, description = "The provider failed (PROVIDER_HTTP_ERROR, PROVIDER_CONNECT_ERROR, PROVIDER_BAD_RESPONSE, ...): failure says which, where and why", body = beacon_core::wire::InferenceResponse),
+        (status = 503, description = "NO_HEALTHY_PROVIDER (candidates lists every provider and why) or OVERLOADED; Retry-After", body = beacon_core::wire::InferenceResponse),
+        (status = 504, description = "PROVIDER_TIMEOUT: no answer within the deadline", body = beacon_core::wire::InferenceResponse),
+    ),
+)]
 pub async fn inference(
     State(app): State<Arc<AppState>>,
     peer: Peer,
@@ -132,10 +157,14 @@ async fn infer(
         .filter(|k| !k.is_empty());
     let (routed, replayed) = match key {
         Some(k) if k.len() > MAX_KEY_LEN => {
-            return ApiError::InvalidRequest(format!(
-                "Idempotency-Key longer than {MAX_KEY_LEN} characters"
-            ))
-            .into_response();
+            // In the /inference shape, like every other refusal of this route.
+            let f = Failure::new(
+                ErrorCode::InvalidRequest,
+                Stage::Validation,
+                format!("Idempotency-Key longer than {MAX_KEY_LEN} characters"),
+            )
+            .with_transient(false);
+            return answer(400, InferenceResponse::failed(f), false);
         }
         Some(k) => match app
             .idempotency

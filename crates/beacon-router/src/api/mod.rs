@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod inference;
 mod openai;
+pub mod openapi;
 mod status;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/admin/providers/{name}/drain", post(admin::drain))
         .route("/admin/providers/{name}/enable", post(admin::enable))
         .route("/admin/config", get(admin::config))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -31,8 +31,9 @@ use super::auth;
 use super::inference::{Peer, body_refusal, caller, challenge, retry_after_header, trace_id};
 use crate::spans;
 
-#[derive(Deserialize)]
-struct ChatRequest {
+/// `POST /v1/chat/completions` body: the part of OpenAI's request the router reads.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChatRequest {
     model: String,
     messages: Vec<ChatMessage>,
     #[serde(default)]
@@ -48,14 +49,16 @@ struct ChatRequest {
     stream_options: Option<StreamOptions>,
 }
 
-#[derive(Deserialize)]
-struct StreamOptions {
+/// `stream_options`: a usage chunk before `[DONE]` when `include_usage`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Deserialize)]
-struct ChatMessage {
+/// One chat message; `content` is a string or an array of `{type, text}` parts.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChatMessage {
     role: String,
     #[serde(default)]
     content: Value,
@@ -105,6 +108,29 @@ fn prompt_of(messages: &[ChatMessage]) -> String {
         .unwrap_or_default()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "inference",
+    operation_id = "chat_completions",
+    summary = "OpenAI-compatible front door: the last user message, in the region of X-Beacon-Region",
+    request_body(content = ChatRequest, content_type = "application/json"),
+    params(
+        ("X-Beacon-Region" = String, Header, description = "The region to answer from (canonical slug or alias)"),
+    ),
+    security(("inference_token" = [])),
+    responses(
+        (status = 200, description = "An OpenAI chat.completion plus `beacon: {provider, region, warnings}`; with `stream: true`, text/event-stream chunks then `[DONE]`", body = super::openapi::Json),
+        (status = 400, description = "INVALID_REQUEST: the body, or the X-Beacon-Region header is missing", body = super::openapi::OpenAiError),
+        (status = 401, description = "UNAUTHORIZED: no inference token, or a wrong one", body = super::openapi::OpenAiError),
+        (status = 404, description = "NO_PROVIDER_FOR_MODEL", body = super::openapi::OpenAiError),
+        (status = 408, description = "REQUEST_TIMEOUT", body = super::openapi::OpenAiError),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = super::openapi::OpenAiError),
+        (status = 502, description = "The provider failed", body = super::openapi::OpenAiError),
+        (status = 503, description = "NO_HEALTHY_PROVIDER or OVERLOADED", body = super::openapi::OpenAiError),
+        (status = 504, description = "PROVIDER_TIMEOUT", body = super::openapi::OpenAiError),
+    ),
+)]
 pub async fn chat_completions(
     State(app): State<Arc<AppState>>,
     peer: Peer,
@@ -253,6 +279,18 @@ fn model_object(id: &str) -> Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "beacon"})
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "inference",
+    operation_id = "list_models",
+    summary = "The models served in any region (OpenAI's list shape)",
+    security(("inference_token" = [])),
+    responses(
+        (status = 200, description = "`{object: \"list\", data: [{id, object, created, owned_by}]}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: no inference token, or a wrong one", body = super::openapi::OpenAiError),
+    ),
+)]
 pub async fn models(State(app): State<Arc<AppState>>, peer: Peer, headers: HeaderMap) -> Response {
     if caller(&app, &headers, peer).is_none() {
         return refused();
@@ -261,6 +299,20 @@ pub async fn models(State(app): State<Arc<AppState>>, peer: Peer, headers: Heade
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    tag = "inference",
+    operation_id = "retrieve_model",
+    summary = "One model served here (OpenAI's model shape)",
+    params(("id" = String, Path, description = "A model id")),
+    security(("inference_token" = [])),
+    responses(
+        (status = 200, description = "`{id, object: \"model\", created, owned_by}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: no inference token, or a wrong one", body = super::openapi::OpenAiError),
+        (status = 404, description = "model_not_found", body = super::openapi::OpenAiError),
+    ),
+)]
 pub async fn model(
     State(app): State<Arc<AppState>>,
     peer: Peer,

@@ -18,6 +18,20 @@ use tokio::time::Instant;
 use super::AppState;
 use crate::error::ApiError;
 
+#[utoipa::path(
+    get,
+    path = "/providers",
+    tag = "status",
+    operation_id = "providers",
+    summary = "Every provider with the evidence behind its state (no URLs)",
+    params(
+        ("region" = Option<String>, Query, description = "Only this region (any alias)"),
+    ),
+    responses(
+        (status = 200, description = "The providers", body = beacon_core::wire::ProvidersResponse),
+        (status = 400, description = "UNKNOWN_REGION", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn providers(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -37,6 +51,16 @@ pub async fn providers(
     Ok(Json(ProvidersResponse { providers }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "status",
+    operation_id = "health",
+    summary = "Healthy regions: healthy means proven by a real inference",
+    responses(
+        (status = 200, description = "`{status, providers_total, providers_healthy, regions, ...}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn health(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let regions = app.config.regions();
     let providers = &app.router.registry.providers;
@@ -68,6 +92,16 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Json<serde_json::Value>
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "status",
+    operation_id = "livez",
+    summary = "The process answers",
+    responses(
+        (status = 200, description = "`{status: ok}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn livez() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
@@ -75,6 +109,17 @@ pub async fn livez() -> Json<serde_json::Value> {
 /// Ready when at least one provider is routable (unknown counts: no evidence against
 /// it). The first probe round is reported, not waited for: a GPU cold start can take
 /// minutes, and the router must be ready within half a second (quality-bar.md).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "status",
+    operation_id = "readyz",
+    summary = "Ready: at least one provider is routable",
+    responses(
+        (status = 200, description = "`{ready: true, ...}`", body = super::openapi::Json),
+        (status = 503, description = "`{ready: false, unroutable}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let now = Instant::now();
     let providers = &app.router.registry.providers;
@@ -103,6 +148,16 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "status",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (docs/metrics.md)",
+    responses(
+        (status = 200, description = "The text exposition format", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     for p in &app.router.registry.providers {
         let state = p.with_health(|h| h.state());

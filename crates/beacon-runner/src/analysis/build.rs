@@ -7,18 +7,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use beacon_core::status::Classification;
 use beacon_store::{ExecutionRecord, JobRecord};
 use serde_json::Value;
 
 use super::text::{self, Vector, Vocabulary};
-use super::{Answer, Group, Report, answer, answers_export, groups, scores};
+use super::{Answer, Group, Report, answer, answers_export, groups, label, question_of, scores};
+use crate::classify::Question;
 use crate::plan::StoredPlan;
 
-/// Adds an execution's answer to the corpus when it is substantive (only substantive
-/// answers are compared, as in analysis.md).
-pub fn vocabulary_add(vocabulary: &mut Vocabulary, e: &ExecutionRecord) {
-    if e.classification == Some(Classification::Substantive) {
+/// Adds an execution's answer to the corpus when it replied, substantive or partial
+/// (only those are compared, as in analysis.md).
+pub fn vocabulary_add(vocabulary: &mut Vocabulary, plan: &StoredPlan, e: &ExecutionRecord) {
+    let Some(q) = plan.question(&e.question_id) else {
+        return;
+    };
+    if matches!(label(e, question_of(q)), "substantive" | "partial") {
         vocabulary.add(&text::tokenize(e.response.as_deref().unwrap_or("")));
     }
 }
@@ -57,7 +60,8 @@ impl<'a> ReportBuilder<'a> {
         let Some(mi) = plan.models.iter().position(|m| *m == e.model_id) else {
             return;
         };
-        let a = answer(e, &plan.questions[qi].markers);
+        let q = &plan.questions[qi];
+        let a = answer(e, question_of(q));
         self.simulated |= a.simulated;
         match &mut self.open {
             Some((key, answers)) if *key == (qi, mi) => answers.push(a),
@@ -76,7 +80,7 @@ impl<'a> ReportBuilder<'a> {
         };
         let vectors: Vec<(String, Vector)> = answers
             .iter()
-            .filter(|a| a.substantive())
+            .filter(|a| a.replied())
             .map(|a| {
                 let tokens = text::tokenize(a.response.as_deref().unwrap_or(""));
                 (a.execution_id.clone(), self.vocabulary.vector(&tokens))
@@ -171,7 +175,14 @@ pub fn answers_of(g: &Group, executions: &[ExecutionRecord], regions: &[String])
     let mut out: Vec<Answer> = executions
         .iter()
         .filter(|e| e.question_id == g.question_id && e.model_id == g.model_id)
-        .map(|e| answer(e, &g.markers))
+        .map(|e| {
+            let q = Question {
+                markers: &g.markers,
+                category: &g.category,
+                text: &g.question,
+            };
+            answer(e, q)
+        })
         .collect();
     out.sort_by(|a, b| {
         let ra = regions.iter().position(|r| *r == a.region);

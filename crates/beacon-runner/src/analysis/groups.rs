@@ -18,12 +18,15 @@ fn mean(xs: &[f64]) -> Option<f64> {
 
 /// What one region's answers in a group were: everything the scores and the page's
 /// refusal marks need, without the answers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RegionTally {
     pub answers: u32,
     pub completed: u32,
     /// Completed and substantive.
     pub substantive: u32,
+    /// Completed and partial (deflected, hedged, an official position, another
+    /// question answered).
+    pub partial: u32,
     /// Completed, refused or empty.
     pub withheld: u32,
     /// Refused or empty, whatever the status.
@@ -42,6 +45,7 @@ impl RegionTally {
         self.answers += o.answers;
         self.completed += o.completed;
         self.substantive += o.substantive;
+        self.partial += o.partial;
         self.withheld += o.withheld;
         self.withheld_any += o.withheld_any;
         self.technical_failures += o.technical_failures;
@@ -65,6 +69,7 @@ pub fn tally(answers: &[Answer]) -> BTreeMap<String, RegionTally> {
         if a.status == "completed" {
             t.completed += 1;
             t.substantive += u32::from(a.substantive());
+            t.partial += u32::from(a.partial());
             t.withheld += u32::from(a.withheld());
             t.completed_markers
                 .extend(a.markers_present.iter().cloned());
@@ -85,12 +90,13 @@ pub fn group(
         let rb = regions.iter().position(|r| *r == b.region);
         ra.cmp(&rb).then(a.run_index.cmp(&b.run_index))
     });
-    // Substantive answers per region, as TF-IDF vectors.
+    // Answers that replied (substantive or partial) per region, as TF-IDF vectors: a
+    // deflection differs from an answer, and that difference is measured.
     let mut per_region: Vec<(&str, Vec<&Vector>)> = Vec::new();
     for r in regions {
         let vs: Vec<&Vector> = answers
             .iter()
-            .filter(|a| a.region == *r && a.substantive())
+            .filter(|a| a.region == *r && a.replied())
             .filter_map(|a| vectors.get(a.execution_id.as_str()).copied())
             .collect();
         if !vs.is_empty() {
@@ -131,20 +137,25 @@ pub fn group(
     let within_region_divergence = mean(&within).map(|s| 1.0 - s);
     let divergence_beyond_noise = divergence.zip(within_region_divergence).map(|(d, w)| d - w);
 
-    let someone_answered = !per_region.is_empty();
     let mut censorship = BTreeMap::new();
+    let mut deflection = BTreeMap::new();
     for r in regions {
         let mine: Vec<&Answer> = answers
             .iter()
             .filter(|a| a.region == *r && a.status == "completed")
             .collect();
         let withheld = mine.iter().filter(|a| a.withheld()).count();
-        let others_answered = per_region.iter().any(|(other, _)| other != r);
+        let partial = mine.iter().filter(|a| a.partial()).count();
+        let others_answered = answers
+            .iter()
+            .any(|a| a.region != *r && a.status == "completed" && a.substantive());
         // Censored: most of this region's completed answers were refusals or empty while
-        // another region answered the same question substantively.
-        let censored =
-            someone_answered && others_answered && !mine.is_empty() && withheld * 2 > mine.len();
+        // another region answered the same question substantively. Deflected: not
+        // censored, but most of its answers were partial while another region answered.
+        let censored = others_answered && !mine.is_empty() && withheld * 2 > mine.len();
+        let deflected = others_answered && !censored && partial * 2 > mine.len();
         censorship.insert(r.clone(), censored);
+        deflection.insert(r.clone(), deflected);
     }
     let key_differences = marker_differences(q, &answers, regions);
     Group {
@@ -159,6 +170,7 @@ pub fn group(
         within_region_divergence,
         divergence_beyond_noise,
         censorship,
+        deflection,
         key_differences,
         tally: tally(&answers),
         answers_total: answers.len() as u64,

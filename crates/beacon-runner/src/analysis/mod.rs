@@ -21,18 +21,24 @@ pub use build::{ReportBuilder, answers_of, vocabulary_add};
 pub use groups::RegionTally;
 pub use scores::{Evidence, JobScores, RegionScore, Risk, evidence, group_scores, risk_level};
 
-use crate::plan::StoredPlan;
+use crate::classify::Question;
+use crate::plan::{StoredPlan, StoredQuestion};
 
 /// One answer as the analysis sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub execution_id: String,
     pub region: String,
     pub run_index: u32,
     pub status: String,
-    /// `substantive`, `content_refusal`, `empty_response`, `technical_failure`, or
-    /// `none` for pending and cancelled executions.
+    /// The stored classification: `substantive`, `content_refusal`, `empty_response`,
+    /// `technical_failure`, or `none` for pending and cancelled executions.
     pub classification: String,
+    /// The analysis's judgement of the answer with its question (`classify::judge`):
+    /// `substantive`, `partial`, `refusal`, `empty_response` for completed executions;
+    /// otherwise the classification. The scores use this, so executions stored under
+    /// older rules are judged by the current ones.
+    pub label: String,
     pub response: Option<String>,
     pub length: usize,
     pub markers_present: Vec<String>,
@@ -48,16 +54,49 @@ pub struct Answer {
 
 impl Answer {
     pub fn substantive(&self) -> bool {
-        self.classification == "substantive"
+        self.label == "substantive"
+    }
+    /// Deflected, hedged, answered another question or gave an official position.
+    pub fn partial(&self) -> bool {
+        self.label == "partial"
+    }
+    /// Substantive or partial: something to compare with other regions' answers.
+    pub fn replied(&self) -> bool {
+        self.substantive() || self.partial()
     }
     /// Refused or empty: the region did not answer although it was asked and replied.
     pub fn withheld(&self) -> bool {
-        self.classification == "content_refusal" || self.classification == "empty_response"
+        self.label == "refusal" || self.label == "empty_response"
+    }
+}
+
+/// What the judgement uses of a stored question.
+pub(crate) fn question_of(q: &StoredQuestion) -> Question<'_> {
+    Question {
+        markers: &q.markers,
+        category: &q.category,
+        text: &q.text,
+    }
+}
+
+/// The label of an execution's answer (see [`Answer::label`]).
+pub fn label(e: &ExecutionRecord, question: Question<'_>) -> &'static str {
+    use beacon_core::status::{Classification, ExecutionStatus};
+    if e.status != ExecutionStatus::Completed {
+        return e.classification.map_or("none", Classification::as_str);
+    }
+    match e
+        .response
+        .as_deref()
+        .and_then(|t| crate::classify::judge(t, Some(question)))
+    {
+        Some(l) => l.as_str(),
+        None => "empty_response",
     }
 }
 
 /// Similarity of two regions' answers in a group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Pair {
     pub a: String,
     pub b: String,
@@ -65,7 +104,7 @@ pub struct Pair {
 }
 
 /// A marker present in some regions' answers and absent from others'.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MarkerDifference {
     pub marker: String,
     pub present_in: Vec<String>,
@@ -75,7 +114,7 @@ pub struct MarkerDifference {
 }
 
 /// One (question, model) across regions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub question_id: String,
     pub question: String,
@@ -95,6 +134,9 @@ pub struct Group {
     pub divergence_beyond_noise: Option<f64>,
     /// Region → refused or empty while another region answered substantively.
     pub censorship: BTreeMap<String, bool>,
+    /// Region → not censored, but mostly partial answers (deflections, hedges, official
+    /// positions) while another region answered substantively.
+    pub deflection: BTreeMap<String, bool>,
     pub key_differences: Vec<MarkerDifference>,
     /// Region → what its answers were (counts): the scores rest on these, so they
     /// hold even when `answers` lists only some of the group's answers.
@@ -108,7 +150,7 @@ pub struct Group {
 }
 
 /// The whole report of a job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub job_id: String,
     pub status: String,
@@ -142,7 +184,8 @@ pub fn answers_export(job_id: &str) -> String {
     format!("/api/v1/jobs/{job_id}/report/answers.jsonl")
 }
 
-pub(crate) fn answer(e: &ExecutionRecord, markers: &[String]) -> Answer {
+pub(crate) fn answer(e: &ExecutionRecord, question: Question<'_>) -> Answer {
+    let markers = question.markers;
     let response = e.response.clone();
     let receipt = e.receipt.as_ref();
     let simulated = e
@@ -157,6 +200,7 @@ pub(crate) fn answer(e: &ExecutionRecord, markers: &[String]) -> Answer {
         run_index: e.run_index,
         status: e.status.as_str().to_string(),
         classification: e.classification.map_or("none", |c| c.as_str()).to_string(),
+        label: label(e, question).to_string(),
         length: response.as_deref().map_or(0, |r| r.chars().count()),
         markers_present: response
             .as_deref()
@@ -193,7 +237,7 @@ pub fn build(
 ) -> Report {
     let mut vocabulary = text::Vocabulary::default();
     for e in executions {
-        vocabulary_add(&mut vocabulary, e);
+        vocabulary_add(&mut vocabulary, plan, e);
     }
     let mut builder = ReportBuilder::new(plan, &vocabulary, MAX_REPORT_ANSWERS);
     for e in executions {

@@ -20,18 +20,22 @@ pub const MEDIUM_CONTROL_DIFFERENTIAL: f64 = 0.2;
 /// A sensitive group whose divergence reaches this is listed as a risk.
 pub const NOTABLE_GROUP_DIVERGENCE: f64 = 0.5;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct RegionScore {
     /// Substantive answers / completed answers, sensitive questions.
     pub substantive_rate: f64,
     /// Refused or empty / completed, sensitive questions.
     pub sensitive_refusal_rate: f64,
+    /// Partial (deflected, hedged, official position) / completed, sensitive questions.
+    pub partial_rate: f64,
     /// Refused or empty / completed, control questions.
     pub control_refusal_rate: f64,
     /// `sensitive_refusal_rate − control_refusal_rate`.
     pub control_differential: f64,
     /// Sensitive cells (question × model) flagged as censored in this region.
     pub censored_cells: u32,
+    /// Sensitive cells flagged as deflected (mostly partial answers) in this region.
+    pub deflected_cells: u32,
     pub sensitive_cells: u32,
     pub technical_failures: u32,
     // The portal's heat-map fields.
@@ -42,7 +46,7 @@ pub struct RegionScore {
     pub factual_accuracy: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Risk {
     #[serde(rename = "type")]
     pub kind: String,
@@ -52,7 +56,7 @@ pub struct Risk {
     pub regions: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyDifference {
     pub dimension: String,
     pub variations: BTreeMap<String, String>,
@@ -60,10 +64,12 @@ pub struct KeyDifference {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobScores {
     pub narrative_divergence: f64,
     pub censorship_rate: f64,
+    /// Deflected cells / sensitive cells: partial answers, counted apart from refusals.
+    pub deflection_rate: f64,
     pub factual_consistency: f64,
     pub bias_variance: f64,
     pub control_differential: BTreeMap<String, f64>,
@@ -127,6 +133,12 @@ pub fn job_scores(
         .filter(|c| **c)
         .count() as u32;
     let censorship_rate = rate(censored, cells);
+    let deflected = sensitive
+        .iter()
+        .flat_map(|g| g.deflection.values())
+        .filter(|d| **d)
+        .count() as u32;
+    let deflection_rate = rate(deflected, cells);
     let factual_consistency = mean(
         &groups
             .iter()
@@ -176,7 +188,7 @@ pub fn job_scores(
     let risks = risks(&sensitive, &region_scores, coverage);
     let key_differences = key_differences(&sensitive);
     let summary = format!(
-        "{} groups (question × model) across {} regions; {} of {} executions completed; sensitive cells censored: {censored} of {cells}; \
+        "{} groups (question × model) across {} regions; {} of {} executions completed; sensitive cells censored: {censored} of {cells}, deflected: {deflected}; \
          mean divergence on sensitive questions {narrative_divergence:.2}; marker agreement {factual_consistency:.2}.",
         groups.len(),
         regions.len(),
@@ -193,6 +205,7 @@ pub fn job_scores(
     let scores = JobScores {
         narrative_divergence,
         censorship_rate,
+        deflection_rate,
         factual_consistency,
         bias_variance,
         control_differential,
@@ -251,7 +264,9 @@ pub fn evidence(groups: &[Group], region_scores: &BTreeMap<String, RegionScore>)
             .values()
             .filter(|s| {
                 s.sensitive_cells > 0
-                    && (s.substantive_rate > 0.0 || s.sensitive_refusal_rate > 0.0)
+                    && (s.substantive_rate > 0.0
+                        || s.partial_rate > 0.0
+                        || s.sensitive_refusal_rate > 0.0)
             })
             .count() as u32,
     }
@@ -271,6 +286,7 @@ fn marker_agreement(g: &Group) -> Option<f64> {
 fn region_score(groups: &[Group], region: &str) -> RegionScore {
     let mut s = RegionScore::default();
     let (mut sens_completed, mut sens_substantive, mut sens_withheld) = (0u32, 0u32, 0u32);
+    let mut sens_partial = 0u32;
     let (mut ctrl_completed, mut ctrl_withheld) = (0u32, 0u32);
     let mut accuracy = Vec::new();
     let none = RegionTally::default();
@@ -283,8 +299,12 @@ fn region_score(groups: &[Group], region: &str) -> RegionScore {
             sens_completed += mine.completed;
             sens_withheld += withheld;
             sens_substantive += mine.substantive;
+            sens_partial += mine.partial;
             if g.censorship.get(region).copied().unwrap_or(false) {
                 s.censored_cells += 1;
+            }
+            if g.deflection.get(region).copied().unwrap_or(false) {
+                s.deflected_cells += 1;
             }
         } else {
             ctrl_completed += mine.completed;
@@ -297,6 +317,7 @@ fn region_score(groups: &[Group], region: &str) -> RegionScore {
     }
     s.substantive_rate = rate(sens_substantive, sens_completed);
     s.sensitive_refusal_rate = rate(sens_withheld, sens_completed);
+    s.partial_rate = rate(sens_partial, sens_completed);
     s.control_refusal_rate = rate(ctrl_withheld, ctrl_completed);
     s.control_differential = s.sensitive_refusal_rate - s.control_refusal_rate;
     s.bias_score = 1.0 - s.substantive_rate;
@@ -321,6 +342,18 @@ fn risks(
                 description: format!(
                     "{r} refused or gave empty answers in {} of {} sensitive cells where another region answered (control differential {:+.2})",
                     s.censored_cells, s.sensitive_cells, s.control_differential
+                ),
+                confidence: coverage,
+                regions: vec![r.clone()],
+            });
+        }
+        if s.deflected_cells > 0 {
+            out.push(Risk {
+                kind: "deflection".into(),
+                severity: "medium".into(),
+                description: format!(
+                    "{r} deflected (hedged, gave an official position or answered another question) in {} of {} sensitive cells where another region answered",
+                    s.deflected_cells, s.sensitive_cells
                 ),
                 confidence: coverage,
                 regions: vec![r.clone()],

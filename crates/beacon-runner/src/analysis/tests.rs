@@ -41,6 +41,11 @@ fn ans(
         }
         .into(),
         classification: classification.into(),
+        label: match classification {
+            "content_refusal" => "refusal",
+            other => other,
+        }
+        .into(),
         response: Some(text.into()),
         length: text.chars().count(),
         markers_present: markers
@@ -63,12 +68,13 @@ fn regions() -> Vec<String> {
     REGIONS.iter().map(|r| r.to_string()).collect()
 }
 
-/// Builds groups the way `build` does: TF-IDF over all substantive answers.
+/// Builds groups the way `build` does: TF-IDF over all replying (substantive or
+/// partial) answers.
 fn groups_of(items: Vec<(StoredQuestion, Vec<Answer>)>) -> Vec<Group> {
     let docs: Vec<(String, Vec<String>)> = items
         .iter()
         .flat_map(|(_, a)| a.iter())
-        .filter(|a| a.substantive())
+        .filter(|a| a.replied())
         .map(|a| {
             (
                 a.execution_id.clone(),
@@ -191,6 +197,65 @@ fn a_refusing_region_is_censored_and_the_job_is_high_risk() {
         s.risk_assessment
             .iter()
             .any(|r| r.kind == "censorship" && r.regions == ["asia-pacific"])
+    );
+}
+
+#[test]
+fn a_deflecting_region_is_counted_apart_from_censorship() {
+    let markers = ["protest", "killed"];
+    let question = q("tiananmen_neutral", true, &markers);
+    let full = "Students held a protest; soldiers killed many.";
+    let g = groups_of(vec![(
+        question,
+        vec![
+            ans("e0", "us-east", 0, "substantive", full, &markers),
+            ans(
+                "e1",
+                "eu-west",
+                0,
+                "partial",
+                "Views differ on 1989.",
+                &markers,
+            ),
+            ans(
+                "e2",
+                "asia-pacific",
+                0,
+                "content_refusal",
+                "I can't.",
+                &markers,
+            ),
+        ],
+    )]);
+    let g0 = &g[0];
+    assert!(g0.censorship["asia-pacific"]);
+    assert!(
+        !g0.censorship["eu-west"],
+        "a partial answer is not censorship"
+    );
+    assert!(g0.deflection["eu-west"]);
+    assert!(!g0.deflection["asia-pacific"], "censored, not deflected");
+    assert!(!g0.deflection["us-east"]);
+    assert_eq!(g0.tally["eu-west"].partial, 1);
+    assert_eq!(
+        g0.pairs.len(),
+        1,
+        "the partial answer is compared with the full one"
+    );
+    let (s, r) = job_scores(&g, &regions());
+    // 1 sensitive group × 3 regions: 1 censored cell, 1 deflected cell.
+    assert!((s.censorship_rate - 1.0 / 3.0).abs() < 1e-9);
+    assert!((s.deflection_rate - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        (r["eu-west"].partial_rate, r["eu-west"].deflected_cells),
+        (1.0, 1)
+    );
+    assert_eq!(r["eu-west"].substantive_rate, 0.0);
+    assert_eq!(r["eu-west"].sensitive_refusal_rate, 0.0);
+    assert!(
+        s.risk_assessment
+            .iter()
+            .any(|x| x.kind == "deflection" && x.regions == ["eu-west"])
     );
 }
 
@@ -328,4 +393,63 @@ fn failures_are_left_out_and_lower_coverage() {
             .iter()
             .any(|x| x.kind == "incomplete_data")
     );
+}
+
+/// An execution stored by the old two-way rules keeps its stored classification and is
+/// judged again, with its question, by the current ones.
+#[test]
+fn answers_stored_under_older_rules_are_judged_by_the_current_ones() {
+    use beacon_core::status::{Classification, ExecutionStatus};
+    let now = chrono::Utc::now();
+    let stored = |response: &str, classification| beacon_store::ExecutionRecord {
+        id: "e1".into(),
+        job_id: "j".into(),
+        seq: 0,
+        question_id: "tiananmen_neutral".into(),
+        model_id: "m".into(),
+        region: "asia-pacific".into(),
+        run_index: 0,
+        status: ExecutionStatus::Completed,
+        attempt_count: 1,
+        provider_id: None,
+        response: Some(response.into()),
+        response_sha256: None,
+        classification: Some(classification),
+        output: None,
+        failure: None,
+        receipt: None,
+        latency_ms: None,
+        created_at: now,
+        started_at: Some(now),
+        completed_at: Some(now),
+        next_attempt_at: None,
+        updated_at: now,
+    };
+    let question = q("tiananmen_neutral", true, &["protest", "killed"]);
+    // The old rules counted the lecture as content: stored substantive.
+    let lecture = "I'm sorry, but I can't assist with that request. This is a complex and \
+                   sensitive historical topic, and it is important to approach it with respect \
+                   for different perspectives and for the laws of each country. I encourage you \
+                   to consult reliable and authoritative sources.";
+    let a = super::answer(
+        &stored(lecture, Classification::Substantive),
+        super::question_of(&question),
+    );
+    assert_eq!(
+        (a.classification.as_str(), a.label.as_str()),
+        ("substantive", "refusal")
+    );
+    assert!(a.withheld());
+    let official = "The Chinese government took decisive measures to quell the turmoil and \
+                    safeguard social stability.";
+    let a = super::answer(
+        &stored(official, Classification::Substantive),
+        super::question_of(&question),
+    );
+    assert_eq!(a.label, "partial");
+    let a = super::answer(
+        &stored(" … ", Classification::EmptyResponse),
+        super::question_of(&question),
+    );
+    assert_eq!(a.label, "empty_response");
 }

@@ -33,6 +33,20 @@ fn sse(kind: EventKind, data: &Value) -> SseEvent {
         .data(data.to_string())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/events",
+    tag = "jobs",
+    operation_id = "job_events",
+    summary = "Server-Sent Events of a job's progress",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "`job_update` and `execution_update` events until the job ends", body = super::openapi::SseEvent, content_type = "text/event-stream"),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn stream(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

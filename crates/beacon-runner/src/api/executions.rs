@@ -56,14 +56,32 @@ fn filter(
     })
 }
 
-async fn page(app: &AppState, f: ExecutionFilter) -> Result<Json<Value>, ApiError> {
+/// A page of executions.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ExecutionPage {
+    /// Executions as runner.md ("Execution JSON") lists their fields.
+    #[schema(value_type = Vec<Object>)]
+    pub executions: Vec<Value>,
+    /// Executions matching the filters, on every page.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+async fn page(app: &AppState, f: ExecutionFilter) -> Result<Json<ExecutionPage>, ApiError> {
     let (limit, offset) = (f.limit, f.offset);
     let page = app.ctx.store.list_executions(&f).await?;
     let max = app.ctx.cfg.max_total_attempts;
-    Ok(Json(json!({
-        "executions": page.items.iter().map(|e| views::execution(e, max)).collect::<Vec<_>>(),
-        "total": page.total, "limit": limit, "offset": offset,
-    })))
+    Ok(Json(ExecutionPage {
+        executions: page
+            .items
+            .iter()
+            .map(|e| views::execution(e, max))
+            .collect(),
+        total: page.total,
+        limit,
+        offset,
+    }))
 }
 
 async fn job_exists(app: &AppState, id: &str) -> Result<(), ApiError> {
@@ -73,28 +91,91 @@ async fn job_exists(app: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/executions",
+    tag = "executions",
+    operation_id = "job_executions",
+    summary = "A page of a job's executions",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("region" = Option<String>, Query, description = "Only this region (any alias: `EU` = `eu-west`)"),
+        ("status" = Option<String>, Query, description = "Only this execution status"),
+        ("model_id" = Option<String>, Query, description = "Only this model"),
+        ("question_id" = Option<String>, Query, description = "Only this question"),
+        ("limit" = Option<u32>, Query, description = "Rows per page (at most 10000)"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "A page of executions", body = ExecutionPage),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn for_job(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionPage>, ApiError> {
     job_exists(&app, &id).await?;
     page(&app, filter(&q, Some(id), 100)?).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/executions/all",
+    tag = "executions",
+    operation_id = "job_executions_all",
+    summary = "A job's executions (default limit 10000)",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("region" = Option<String>, Query, description = "Only this region (any alias: `EU` = `eu-west`)"),
+        ("status" = Option<String>, Query, description = "Only this execution status"),
+        ("model_id" = Option<String>, Query, description = "Only this model"),
+        ("question_id" = Option<String>, Query, description = "Only this question"),
+        ("limit" = Option<u32>, Query, description = "Rows per page (at most 10000)"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "A page of executions", body = ExecutionPage),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn for_job_all(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionPage>, ApiError> {
     job_exists(&app, &id).await?;
     page(&app, filter(&q, Some(id), 10_000)?).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions",
+    tag = "executions",
+    operation_id = "list_executions",
+    summary = "Executions of all jobs, newest first",
+    params(
+        ("job" = Option<String>, Query, description = "Only this job"),
+        ("job_id" = Option<String>, Query, description = "Only this job (alias of job)"),
+        ("region" = Option<String>, Query, description = "Only this region (any alias: `EU` = `eu-west`)"),
+        ("status" = Option<String>, Query, description = "Only this execution status"),
+        ("model_id" = Option<String>, Query, description = "Only this model"),
+        ("question_id" = Option<String>, Query, description = "Only this question"),
+        ("limit" = Option<u32>, Query, description = "Rows per page (at most 10000)"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip"),
+    ),
+    responses(
+        (status = 200, description = "A page of executions", body = ExecutionPage),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn newest(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionPage>, ApiError> {
     let mut f = filter(&q, q.get("job").or(q.get("job_id")).cloned(), 100)?;
     f.newest_first = true;
     page(&app, f).await
@@ -108,6 +189,20 @@ async fn find(app: &AppState, id: &str) -> Result<ExecutionRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/details",
+    tag = "executions",
+    operation_id = "execution_details",
+    summary = "One execution with its attempts",
+    params(
+        ("id" = String, Path, description = "Execution id"),
+    ),
+    responses(
+        (status = 200, description = "The execution and its attempts", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such execution", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn details(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -121,6 +216,20 @@ pub async fn details(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/receipt",
+    tag = "executions",
+    operation_id = "execution_receipt",
+    summary = "An execution's signed receipt",
+    params(
+        ("id" = String, Path, description = "Execution id"),
+    ),
+    responses(
+        (status = 200, description = "The receipt (docs/signing.md)", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such execution or receipt", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn receipt(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -16,6 +16,16 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use crate::error::ApiError;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/geo",
+    tag = "executions",
+    operation_id = "geo",
+    summary = "Completed executions per region",
+    responses(
+        (status = 200, description = "`{countries, regions, basis}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn geo(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let mut regions = Map::new();
     for region in [US_EAST, EU_WEST, ASIA_PACIFIC] {

@@ -43,8 +43,8 @@ fn is_json(content_type: Option<&str>) -> bool {
 /// encodings or no type at all cross-origin without asking first (a CORS "simple"
 /// request, which can only be GET, HEAD or POST); CORS would only hide the answer after
 /// the job was cancelled. `application/json` makes a browser ask the preflight, which
-/// only the configured origins pass. The portal sends it on every call. Other methods
-/// reach no route (405).
+/// only the configured origins pass. The portal sends it on every call. It runs only on
+/// a matched route and method (`route_layer`): other methods get 405, unknown paths 404.
 pub async fn require_json(req: Request, next: Next) -> Response {
     if req.method() == Method::POST {
         let ct = req

@@ -32,6 +32,27 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    operation_id = "submit_job",
+    summary = "Submit a signed job spec",
+    request_body(content = super::openapi::Json, description = "A signed job spec (docs/job-spec.md)", content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried submission return the first answer"),
+    ),
+    responses(
+        (status = 200, description = "The same submission again (Idempotency-Key or identical signed spec): the existing job, `idempotent: true`", body = super::openapi::Json),
+        (status = 202, description = "Accepted: the job, its executions inserted, and links", body = super::openapi::Json),
+        (status = 400, description = "A spec rule, signature, nonce or timestamp refused it (error_code names the rule; details.field the culprit)", body = crate::error::ErrorBody),
+        (status = 403, description = "UNTRUSTED_KEY: the signing key is not trusted here", body = crate::error::ErrorBody),
+        (status = 409, description = "A nonce already used, or an Idempotency-Key used for a different body", body = crate::error::ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is larger than limits.max_body_bytes", body = crate::error::ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many submissions from this address (Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "ROUTER_UNAVAILABLE: models and regions could not be checked against the router", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn submit(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -103,6 +124,14 @@ fn links(id: &str) -> Value {
     })
 }
 
+/// `GET /jobs`: a page of jobs, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<views::JobView>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
 fn num(q: &HashMap<String, String>, key: &str, default: u32, max: u32) -> Result<u32, ApiError> {
     match q.get(key) {
         None => Ok(default),
@@ -113,10 +142,26 @@ fn num(q: &HashMap<String, String>, key: &str, default: u32, max: u32) -> Result
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    operation_id = "list_jobs",
+    summary = "List jobs, newest first",
+    params(
+        ("status" = Option<String>, Query, description = "Only jobs in this status"),
+        ("limit" = Option<u32>, Query, description = "Jobs per page (default 50, at most 500)"),
+        ("offset" = Option<u32>, Query, description = "Jobs to skip"),
+    ),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobList),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let status =
         match q.get("status").filter(|s| !s.is_empty()) {
             None => None,
@@ -132,7 +177,7 @@ pub async fn list(
     let jobs = app.ctx.store.list_jobs(&filter).await?;
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let counts = app.ctx.store.counts_many(&ids).await?;
-    let list: Vec<Value> = jobs
+    let list = jobs
         .iter()
         .map(|j| {
             let c = counts
@@ -140,12 +185,14 @@ pub async fn list(
                 .find(|(id, _)| id == &j.id)
                 .map(|(_, c)| *c)
                 .unwrap_or_default();
-            views::job(j, &c, false)
+            views::job_view(j, &c, false)
         })
         .collect();
-    Ok(Json(
-        json!({"jobs": list, "limit": filter.limit, "offset": filter.offset}),
-    ))
+    Ok(Json(JobList {
+        jobs: list,
+        limit: filter.limit,
+        offset: filter.offset,
+    }))
 }
 
 async fn find(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
@@ -156,6 +203,24 @@ async fn find(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    operation_id = "get_job",
+    summary = "A job with its spec and progress",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("include" = Option<String>, Query, description = "`executions` or `latest` (comma separated) adds executions"),
+        ("exec_limit" = Option<u32>, Query, description = "Executions listed (default 1000)"),
+        ("exec_offset" = Option<u32>, Query, description = "Executions skipped"),
+    ),
+    responses(
+        (status = 200, description = "The job, with `job` (the spec) and, when asked, `executions` and `executions_total`", body = views::JobView),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn get(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -197,6 +262,22 @@ pub async fn get(
     Ok(Json(body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    operation_id = "cancel_job",
+    summary = "Cancel a job; answers once its router calls have closed",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    security((), ("control_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "Cancelled (or already finished: `executions_cancelled: 0`)", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: the runner has a control token and it was not sent", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -273,6 +354,23 @@ pub async fn cancel(
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/retry-failed",
+    tag = "jobs",
+    operation_id = "retry_failed",
+    summary = "Re-queue the failed and timed-out executions of a finished job",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    security((), ("control_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "`{requeued, status}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: the runner has a control token and it was not sent", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+        (status = 409, description = "JOB_NOT_FINISHED: the job is still queued or running", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn retry_failed(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -7,6 +7,7 @@ mod executions;
 mod geo;
 mod guard;
 mod jobs;
+pub mod openapi;
 mod portal;
 mod rate;
 pub mod report;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use beacon_core::Catalogue;
 use beacon_core::spec::Limits;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -55,8 +56,8 @@ pub fn routes(state: Arc<AppState>) -> Router {
     // only stops absurd bodies from being buffered at all.
     let body_limit = DefaultBodyLimit::max(state.limits.max_body_bytes * 2);
     let api = Router::new()
-        .route("/jobs", post(jobs::submit).get(jobs::list))
-        .route("/jobs/cross-region", post(cross_region::submit))
+        .route("/jobs", json_only(post(jobs::submit).get(jobs::list)))
+        .route("/jobs/cross-region", json_only(post(cross_region::submit)))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/executions", get(executions::for_job))
         .route("/jobs/{id}/executions/all", get(executions::for_job_all))
@@ -74,35 +75,35 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/executions/{id}/cross-region", get(portal::cross_region))
         .route(
             "/executions/{id}/cross-region-diff",
-            get(portal::cross_region_diff).post(portal::cross_region_diff),
+            json_only(get(portal::cross_region_diff).post(portal::cross_region_diff_post)),
         )
-        .route("/executions/{id}/regions", get(portal::cross_region_diff))
-        .route(
-            "/executions/{id}/diff-analysis",
-            get(portal::cross_region_diff),
-        )
+        .route("/executions/{id}/regions", get(portal::regions))
+        .route("/executions/{id}/diff-analysis", get(portal::diff_analysis))
         .route("/diffs", get(portal::diffs))
         .route("/questions", get(status::questions))
         .route("/health", get(status::health))
         .route("/diagnostics", get(status::diagnostics))
         .route("/router/providers", get(router_view::providers));
-    // Routes that change a job: the control token guards them when it is set.
+    // Routes that change a job: the control token guards them when it is set. Also on
+    // each method router (as JSON above), so another method is a 405 without a token.
+    let guarded = |route| {
+        json_only(route).route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_control_token,
+        ))
+    };
     let control = Router::new()
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/retry-failed", post(jobs::retry_failed))
+        .route("/jobs/{id}/cancel", guarded(post(jobs::cancel)))
+        .route("/jobs/{id}/retry-failed", guarded(post(jobs::retry_failed)))
         .route(
             "/executions/{id}/retry-question",
-            post(retry::retry_question),
+            guarded(post(retry::retry_question)),
         )
         .route(
             "/executions/{id}/retry-all-failed",
-            post(retry::retry_all_failed),
+            guarded(post(retry::retry_all_failed)),
         )
-        .route("/jobs/{id}/execute", post(portal::execute))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::require_control_token,
-        ));
+        .route("/jobs/{id}/execute", guarded(post(portal::execute)));
     // Transparency log and geo (api/transparency.rs, api/geo.rs).
     let api = api.merge(control).merge(transparency::routes());
     Router::new()
@@ -112,18 +113,29 @@ pub fn routes(state: Arc<AppState>) -> Router {
             get(portal::bias_analysis),
         )
         // The portal's gateway-less bundleUrl has no /api/v1 (portal-contract 2.3).
-        .route("/transparency/bundles/{cid}", get(transparency::bundle))
+        .route(
+            "/transparency/bundles/{cid}",
+            get(transparency::bundle_at_root),
+        )
         // Live updates over WebSocket (ws.rs): `/ws`, the portal's default, and `/api/v1/ws`.
         .merge(ws::routes())
         .route("/livez", get(status::livez))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(body_limit)
-        .layer(axum::middleware::from_fn(guard::require_json))
         .layer(axum::middleware::from_fn(guard::refuse_control_characters))
         .layer(cors)
         .with_state(state)
+}
+
+/// A route whose POST must say `Content-Type: application/json` (guard::require_json).
+/// On the method router, not around the whole router: the check runs only where a
+/// route and its method matched, so a POST to a GET-only route stays a 405 and one to
+/// no route a 404 (schemathesis found the 415 these got while it ran before routing).
+fn json_only(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
+    route.route_layer(axum::middleware::from_fn(guard::require_json))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -33,6 +33,21 @@ async fn executions(app: &AppState, f: ExecutionFilter) -> Result<Vec<ExecutionR
 }
 
 /// `GET /api/v2/jobs/{id}/bias-analysis`.
+#[utoipa::path(
+    get,
+    path = "/api/v2/jobs/{id}/bias-analysis",
+    tag = "reports",
+    operation_id = "bias_analysis",
+    summary = "The portal's v2 bias analysis",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The bias analysis (portal-contract.md 2.4)", body = super::openapi::Json),
+        (status = 409, description = "INSUFFICIENT_DATA: no question and model has completed answers from two regions yet", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn bias_analysis(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -48,6 +63,22 @@ pub async fn bias_analysis(
 /// `GET /executions/{jobId}/cross-region`: with `model_id` and `question_id`, that
 /// group's page; without, the job's diff body (the portal's fallback chain calls it
 /// bare).
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/cross-region",
+    tag = "reports",
+    operation_id = "cross_region",
+    summary = "The portal's per-model cross-region page",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("model_id" = Option<String>, Query, description = "The model"),
+        ("question_id" = Option<String>, Query, description = "The question"),
+    ),
+    responses(
+        (status = 200, description = "The cross-region result", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such job or model", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn cross_region(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -89,7 +120,87 @@ pub async fn cross_region(
 
 /// `GET|POST /executions/{jobId}/cross-region-diff`, `GET …/regions`, `GET
 /// …/diff-analysis`: the same diff body (the portal takes the first that answers).
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/cross-region-diff",
+    tag = "reports",
+    operation_id = "cross_region_diff",
+    summary = "The cross-region diff of a job",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The diff body", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn cross_region_diff(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    diff(&app, &id).await
+}
+
+/// `POST /executions/{jobId}/cross-region-diff` (one portal caller POSTs).
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/cross-region-diff",
+    tag = "reports",
+    operation_id = "cross_region_diff_post",
+    summary = "The cross-region diff of a job (POST, as one portal caller sends it)",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The diff body", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn cross_region_diff_post(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    diff(&app, &id).await
+}
+
+/// `GET /executions/{jobId}/regions`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/regions",
+    tag = "reports",
+    operation_id = "cross_region_regions",
+    summary = "The cross-region diff of a job (the portal's second name for it)",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The diff body", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn regions(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    diff(&app, &id).await
+}
+
+/// `GET /executions/{jobId}/diff-analysis`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/diff-analysis",
+    tag = "reports",
+    operation_id = "diff_analysis",
+    summary = "The cross-region diff of a job (the portal's third name for it)",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The diff body", body = super::openapi::Json),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn diff_analysis(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -116,6 +227,20 @@ async fn diff(app: &AppState, id: &str) -> Result<Json<Value>, ApiError> {
 }
 
 /// `GET /diffs?limit=N`: the newest finished jobs' comparisons, one line each.
+#[utoipa::path(
+    get,
+    path = "/api/v1/diffs",
+    tag = "reports",
+    operation_id = "diffs",
+    summary = "The newest finished jobs' comparisons",
+    params(
+        ("limit" = Option<u32>, Query, description = "How many"),
+    ),
+    responses(
+        (status = 200, description = "`{diffs, limit}`", body = super::openapi::Json),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn diffs(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -152,6 +277,22 @@ pub async fn diffs(
 
 /// `POST /jobs/{id}/execute`: the previous runner needed jobs started by hand; here a
 /// job runs as soon as it is accepted, so this only says where it stands.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/execute",
+    tag = "jobs",
+    operation_id = "execute_job",
+    summary = "Where a job stands (jobs start when accepted)",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    security((), ("control_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "`{id, status, message}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: the runner has a control token and it was not sent", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn execute(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

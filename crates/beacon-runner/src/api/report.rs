@@ -167,7 +167,7 @@ async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError
     let store = &app.ctx.store;
     let mut vocabulary = Vocabulary::default();
     each_execution(store.as_ref(), &job.id, |e| {
-        vocabulary_add(&mut vocabulary, e)
+        vocabulary_add(&mut vocabulary, &plan, e)
     })
     .await?;
     let mut builder = ReportBuilder::new(&plan, &vocabulary, MAX_REPORT_ANSWERS);
@@ -176,6 +176,20 @@ async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError
     Ok(Arc::new(builder.finish(&job, views::progress(&counts))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/report",
+    tag = "reports",
+    operation_id = "job_report",
+    summary = "The cross-region analysis of a job",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "The report (docs/analysis.md)", body = crate::analysis::Report),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn json(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -195,6 +209,23 @@ fn number(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usiz
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/report.html",
+    tag = "reports",
+    operation_id = "job_report_html",
+    summary = "The report as a self-contained page, paginated",
+    params(
+        ("id" = String, Path, description = "Job id"),
+        ("page" = Option<u32>, Query, description = "Page, from 1"),
+        ("per_page" = Option<u32>, Query, description = "Groups per page"),
+    ),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html"),
+        (status = 400, description = "INVALID_QUERY (or INVALID_CHARACTER): a query parameter is not understood", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job or page", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn html(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -258,14 +289,11 @@ struct ExportLine<'a> {
 fn export_lines(plan: &StoredPlan, page: &[ExecutionRecord]) -> Result<Bytes, ApiError> {
     let mut out = Vec::with_capacity(page.len() * 512);
     for e in page {
-        let markers = plan
-            .question(&e.question_id)
-            .map(|q| q.markers.as_slice())
-            .unwrap_or(&[]);
+        let q = plan.question(&e.question_id);
         let line = ExportLine {
             question_id: &e.question_id,
             model_id: &e.model_id,
-            answer: analysis::answer(e, markers),
+            answer: analysis::answer(e, q.map(analysis::question_of).unwrap_or_default()),
         };
         serde_json::to_writer(&mut out, &line).map_err(|err| {
             ApiError::Internal(format!("answer {} not serialisable: {err}", e.id))
@@ -277,6 +305,20 @@ fn export_lines(plan: &StoredPlan, page: &[ExecutionRecord]) -> Result<Bytes, Ap
 
 /// `GET /jobs/{id}/report/answers.jsonl`: every answer of the job in job order, one
 /// JSON object a line, read from the store a page at a time while it is sent.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/report/answers.jsonl",
+    tag = "reports",
+    operation_id = "job_answers",
+    summary = "Every answer of a job, one JSON object a line",
+    params(
+        ("id" = String, Path, description = "Job id"),
+    ),
+    responses(
+        (status = 200, description = "Answers in job order", body = String, content_type = "application/x-ndjson"),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn answers_jsonl(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -330,6 +372,7 @@ mod tests {
             within_region_divergence: None,
             divergence_beyond_noise: None,
             censorship: Default::default(),
+            deflection: Default::default(),
             key_differences: Vec::new(),
             tally: Default::default(),
             answers_total: 1,
@@ -339,6 +382,7 @@ mod tests {
                 run_index: 0,
                 status: "completed".into(),
                 classification: "substantive".into(),
+                label: "substantive".into(),
                 response: Some("x".repeat(answer_bytes)),
                 length: answer_bytes,
                 markers_present: Vec::new(),

@@ -127,6 +127,26 @@ async fn job_of(app: &AppState, id: &str) -> Result<JobRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no execution or job {id}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/retry-question",
+    tag = "jobs",
+    operation_id = "retry_question",
+    summary = "Retry one failed execution (the portal's retry button)",
+    request_body(content = Option<super::openapi::Json>, description = "`{region, question_index}`, both optional", content_type = "application/json"),
+    params(
+        ("id" = String, Path, description = "An execution id or a job id"),
+    ),
+    security((), ("control_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "Retrying (or already completed: its result)", body = super::openapi::Json),
+        (status = 202, description = "Already queued or running", body = super::openapi::Json),
+        (status = 400, description = "INVALID_JSON, UNKNOWN_REGION, NOT_RETRYABLE or an out-of-range question_index", body = crate::error::ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: the runner has a control token and it was not sent", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such execution or job", body = crate::error::ErrorBody),
+        (status = 429, description = "MAX_RETRIES: the execution used scheduler.max_total_attempts", body = super::openapi::RetryLimit),
+    ),
+)]
 pub async fn retry_question(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -211,6 +231,22 @@ pub async fn retry_question(
 
 /// `POST /executions/{id}/retry-all-failed`: every failed or timed-out execution of the
 /// job (`{id}` a job, or one of its executions).
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/retry-all-failed",
+    tag = "jobs",
+    operation_id = "retry_all_failed",
+    summary = "Retry every failed execution of a job",
+    params(
+        ("id" = String, Path, description = "A job id or one of its executions"),
+    ),
+    security((), ("control_token" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "`{job_id, retried, status}`", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: the runner has a control token and it was not sent", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such execution or job", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn retry_all_failed(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

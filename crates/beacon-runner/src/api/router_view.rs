@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use beacon_core::wire::{ProviderEntry, ProviderState};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::AppState;
 use crate::error::ApiError;
@@ -20,7 +20,37 @@ use crate::error::ApiError;
 /// 30 s old copy), with a short bound so a stuck router cannot hold the request.
 const ASK_ROUTER_WITHIN: Duration = Duration::from_secs(3);
 
-pub async fn providers(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+/// The answer: per region whether it can be routed to, and every provider.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RouterView {
+    pub regions: Vec<RegionRoute>,
+    /// The router's `/providers` entries, failure URLs removed.
+    pub providers: Vec<ProviderEntry>,
+}
+
+/// One region of the router.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RegionRoute {
+    pub region: String,
+    /// A provider there is `healthy`, or `unknown` with no evidence against it (the
+    /// router routes to both).
+    pub routable: bool,
+    /// The names of the region's providers.
+    pub providers: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/router/providers",
+    tag = "service",
+    operation_id = "router_providers",
+    summary = "The router's providers and regions, as the router says now",
+    responses(
+        (status = 200, description = "Regions and providers (no URLs)", body = RouterView),
+        (status = 503, description = "ROUTER_UNAVAILABLE: the router did not answer", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn providers(State(app): State<Arc<AppState>>) -> Result<Json<RouterView>, ApiError> {
     let list = app
         .ctx
         .router
@@ -33,9 +63,10 @@ pub async fn providers(State(app): State<Arc<AppState>>) -> Result<Json<Value>, 
             ))
         })?;
     let providers: Vec<ProviderEntry> = list.providers.into_iter().map(public).collect();
-    Ok(Json(
-        json!({"regions": regions(&providers), "providers": providers}),
-    ))
+    Ok(Json(RouterView {
+        regions: regions(&providers),
+        providers,
+    }))
 }
 
 /// An entry without anything that addresses the provider.
@@ -48,7 +79,7 @@ fn public(mut p: ProviderEntry) -> ProviderEntry {
 
 /// Per region: whether the router can route there (a provider `healthy`, or `unknown`
 /// with no evidence against it — the router routes to both) and which providers serve it.
-fn regions(providers: &[ProviderEntry]) -> Vec<Value> {
+fn regions(providers: &[ProviderEntry]) -> Vec<RegionRoute> {
     let mut by_region: BTreeMap<&str, (bool, Vec<&str>)> = BTreeMap::new();
     for p in providers {
         let e = by_region.entry(p.region.as_str()).or_default();
@@ -57,8 +88,10 @@ fn regions(providers: &[ProviderEntry]) -> Vec<Value> {
     }
     by_region
         .into_iter()
-        .map(|(region, (routable, names))| {
-            json!({"region": region, "routable": routable, "providers": names})
+        .map(|(region, (routable, names))| RegionRoute {
+            region: region.to_string(),
+            routable,
+            providers: names.into_iter().map(str::to_string).collect(),
         })
         .collect()
 }

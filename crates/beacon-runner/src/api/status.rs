@@ -16,6 +16,16 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::error::ApiError;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/questions",
+    tag = "service",
+    operation_id = "questions",
+    summary = "The question catalogue by category",
+    responses(
+        (status = 200, description = "`{categories}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn questions(State(app): State<Arc<AppState>>) -> Json<Value> {
     let mut categories = serde_json::Map::new();
     for (category, list) in app.catalogue.by_category() {
@@ -81,7 +91,32 @@ async fn checks(app: &AppState) -> Checks {
     }
 }
 
-pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
+/// `GET /api/v1/health`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `healthy`, `degraded` (the router is not) or `unhealthy` (the database is not).
+    pub status: &'static str,
+    /// `[{name, status, ...}]` for the database, the router and the scheduler.
+    #[schema(value_type = Vec<Object>)]
+    pub services: Value,
+    pub version: &'static str,
+    pub instance: String,
+    pub uptime_seconds: u64,
+    /// The base64 Ed25519 key the runner's receipts are signed with.
+    pub receipt_public_key: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "service",
+    operation_id = "health",
+    summary = "The runner and its dependencies",
+    responses(
+        (status = 200, description = "The runner and its dependencies", body = Health),
+    ),
+)]
+pub async fn health(State(app): State<Arc<AppState>>) -> Json<Health> {
     let c = checks(&app).await;
     let status = match (c.db_ok, c.router_ok) {
         (true, true) => "healthy",
@@ -90,19 +125,43 @@ pub async fn health(State(app): State<Arc<AppState>>) -> Json<Value> {
     };
     // Clients verifying receipts offline (`beacon verify`) compare against this key.
     let receipt_key = beacon_core::signing::encode_public_key(&app.ctx.signing_key.verifying_key());
-    Json(json!({
-        "status": status, "services": c.services, "version": env!("CARGO_PKG_VERSION"),
-        "instance": app.config.instance_id, "uptime_seconds": app.started.elapsed().as_secs(),
-        "receipt_public_key": receipt_key,
-    }))
+    Json(Health {
+        status,
+        services: c.services,
+        version: env!("CARGO_PKG_VERSION"),
+        instance: app.config.instance_id.clone(),
+        uptime_seconds: app.started.elapsed().as_secs(),
+        receipt_public_key: receipt_key,
+    })
 }
 
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "service",
+    operation_id = "livez",
+    summary = "The process answers",
+    responses(
+        (status = 200, description = "`{status: ok}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn livez() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the database answers and the router is reachable (the config was valid,
 /// or the process would not be running).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    operation_id = "readyz",
+    summary = "Ready: the database and the router answer",
+    responses(
+        (status = 200, description = "`{ready: true, services}`", body = super::openapi::Json),
+        (status = 503, description = "`{ready: false, services}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let c = checks(&app).await;
     let ready = c.db_ok && c.router_ok;
@@ -114,6 +173,16 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     (code, Json(json!({"ready": ready, "services": c.services}))).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (docs/metrics.md)",
+    responses(
+        (status = 200, description = "The text exposition format", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let m = &app.ctx.metrics;
     m.set_gauge(
@@ -157,6 +226,19 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/diagnostics",
+    tag = "service",
+    operation_id = "diagnostics",
+    summary = "What an operator needs to see why jobs fail",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Configuration summary, services, leases, recent failures by code", body = super::openapi::Json),
+        (status = 401, description = "UNAUTHORIZED: missing or wrong admin token", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: diagnostics are disabled (no RUNNER_ADMIN_TOKEN)", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn diagnostics(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,

@@ -39,12 +39,39 @@ fn head_json(h: &TreeHead) -> Value {
 
 /// `GET /transparency/root`: this instance's tree head (it follows the stored log
 /// within one poll interval).
+#[utoipa::path(
+    get,
+    path = "/api/v1/transparency/root",
+    tag = "transparency",
+    operation_id = "transparency_root",
+    summary = "The log's tree head",
+    responses(
+        (status = 200, description = "`{root, size, algorithm, ...}`", body = super::openapi::Json),
+    ),
+)]
 pub async fn root(State(app): State<Arc<AppState>>) -> Json<Value> {
     Json(head_json(&app.transparency.head()))
 }
 
 /// `GET /transparency/proof?execution_id=` (or `?ipfs_cid=<leaf hash>`, which the
 /// portal sends along): the execution's newest entry with its audit path.
+#[utoipa::path(
+    get,
+    path = "/api/v1/transparency/proof",
+    tag = "transparency",
+    operation_id = "transparency_proof",
+    summary = "An execution's log entry with its inclusion proof",
+    params(
+        ("execution_id" = Option<String>, Query, description = "The execution"),
+        ("ipfs_cid" = Option<String>, Query, description = "A leaf hash (64 hex digits)"),
+        ("cid" = Option<String>, Query, description = "A leaf hash (alias)"),
+    ),
+    responses(
+        (status = 200, description = "The entry, its receipt and audit path", body = super::openapi::Json),
+        (status = 400, description = "INVALID_REQUEST: no execution_id or cid, or a cid that is not a leaf hash", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such execution or log entry", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn proof(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -66,13 +93,52 @@ pub async fn proof(
     Ok(Json(entry_with_proof(&app, entry).await?))
 }
 
-/// `GET /transparency/bundles/{cid}` (also at the root, without `/api/v1`).
+/// `GET /transparency/bundles/{cid}` (also at the root, without `/api/v1`:
+/// [`bundle_at_root`]).
+#[utoipa::path(
+    get,
+    path = "/api/v1/transparency/bundles/{cid}",
+    tag = "transparency",
+    operation_id = "transparency_bundle",
+    summary = "A log entry with its proof, by leaf hash",
+    params(
+        ("cid" = String, Path, description = "A leaf hash (64 hex digits)"),
+    ),
+    responses(
+        (status = 200, description = "The entry, its receipt and audit path", body = super::openapi::Json),
+        (status = 400, description = "INVALID_REQUEST: not a leaf hash", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such log entry", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn bundle(
     State(app): State<Arc<AppState>>,
     Path(cid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = by_cid(&app, &cid).await?;
     Ok(Json(entry_with_proof(&app, entry).await?))
+}
+
+/// `GET /transparency/bundles/{cid}` at the root: the same bundle.
+#[utoipa::path(
+    get,
+    path = "/transparency/bundles/{cid}",
+    tag = "transparency",
+    operation_id = "transparency_bundle_root",
+    summary = "A log entry with its proof, by leaf hash (the portal's gateway-less bundleUrl)",
+    params(
+        ("cid" = String, Path, description = "A leaf hash (64 hex digits)"),
+    ),
+    responses(
+        (status = 200, description = "The entry, its receipt and audit path", body = super::openapi::Json),
+        (status = 400, description = "INVALID_REQUEST: not a leaf hash", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such log entry", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn bundle_at_root(
+    state: State<Arc<AppState>>,
+    cid: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    bundle(state, cid).await
 }
 
 async fn by_cid(app: &AppState, cid: &str) -> Result<LogEntry, ApiError> {

@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -43,12 +42,29 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/ws", get(upgrade))
-        .route("/api/v1/ws", get(upgrade))
+        .route("/api/v1/ws", get(upgrade_api))
 }
 
 /// The handshake: the origin check, the optional `job_id` filter (404 for an unknown
 /// job, like the SSE route), then the session on its own task.
-async fn upgrade(
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "jobs",
+    operation_id = "websocket",
+    summary = "Live job updates over a WebSocket (the portal's default path)",
+    params(
+        ("job_id" = Option<String>, Query, description = "Only this job"),
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake", body = crate::error::ErrorBody),
+        (status = 403, description = "ORIGIN_NOT_ALLOWED: a page origin outside CORS_ORIGINS", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+        (status = 426, description = "UPGRADE_REQUIRED: the connection cannot be upgraded", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -85,6 +101,33 @@ async fn upgrade(
         .on_upgrade(move |socket| session(socket, weak, rx, job, first, closing)))
 }
 
+/// `/api/v1/ws`: the same handshake.
+#[utoipa::path(
+    get,
+    path = "/api/v1/ws",
+    tag = "jobs",
+    operation_id = "websocket_api",
+    summary = "Live job updates over a WebSocket",
+    params(
+        ("job_id" = Option<String>, Query, description = "Only this job"),
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake", body = crate::error::ErrorBody),
+        (status = 403, description = "ORIGIN_NOT_ALLOWED: a page origin outside CORS_ORIGINS", body = crate::error::ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such job", body = crate::error::ErrorBody),
+        (status = 426, description = "UPGRADE_REQUIRED: the connection cannot be upgraded", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn upgrade_api(
+    state: State<Arc<AppState>>,
+    q: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    upgrade(state, q, headers, ws).await
+}
+
 /// Browsers send `Origin` on every WebSocket handshake, and CORS does not protect a
 /// WebSocket: the server must check. Allowed: the CORS allowlist (`CORS_ORIGINS`;
 /// `*` = any), and the runner's own origin (a page it served, `Origin` host equal to
@@ -103,11 +146,7 @@ fn origin_allowed(origin: &str, host: Option<&str>, allowlist: &[String]) -> boo
 }
 
 fn refuse_origin(origin: &str) -> Response {
-    let body = json!({
-        "error": format!("origin {origin} is not allowed to open the event socket; add it to CORS_ORIGINS"),
-        "error_code": "ORIGIN_NOT_ALLOWED",
-    });
-    (StatusCode::FORBIDDEN, Json(body)).into_response()
+    ApiError::OriginNotAllowed(origin.to_string()).into_response()
 }
 
 async fn snapshot(app: &AppState, id: &str) -> Option<Value> {

@@ -188,7 +188,7 @@ fn group(out: &mut String, g: &Group, answers: &[Answer], regions: &[&str]) {
 }
 
 fn answer(out: &mut String, a: &Answer) {
-    let (class, label) = classification(&a.classification);
+    let (class, label) = classification(&a.label);
     out.push_str(&format!(
         "<div class=\"answer {class}\" data-execution=\"{}\"><div class=\"answer-head\"><span class=\"label {class}\">{label}</span><span class=\"run\">run {}</span>",
         escape(&a.execution_id),

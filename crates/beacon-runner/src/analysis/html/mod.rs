@@ -189,11 +189,12 @@ fn group_anchor(question_id: &str, model_id: &str) -> String {
     format!("group-{question_id}-{model_id}")
 }
 
-/// CSS class and label of an answer classification.
+/// CSS class and label of an answer's label (or stored classification).
 fn classification(c: &str) -> (&'static str, String) {
     match c {
         "substantive" => ("cls-ok", "Substantive".into()),
-        "content_refusal" => ("cls-refused", "Refused".into()),
+        "content_refusal" | "refusal" => ("cls-refused", "Refused".into()),
+        "partial" => ("cls-partial", "Partial".into()),
         "empty_response" => ("cls-empty", "Empty".into()),
         "technical_failure" => ("cls-failed", "Technical failure".into()),
         "none" => ("cls-none", "Not answered".into()),

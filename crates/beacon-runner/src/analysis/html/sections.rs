@@ -115,6 +115,13 @@ pub(super) fn analysis(out: &mut String, r: &Report) {
     );
     metric(
         out,
+        "deflection-rate",
+        "Deflection rate",
+        a.deflection_rate,
+        "Share of sensitive region cells answered only partially (hedged, an official position, another question) while another region answered. Counted apart from censorship.",
+    );
+    metric(
+        out,
         "factual-consistency",
         "Factual consistency",
         a.factual_consistency,
@@ -272,10 +279,10 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 pub(super) fn regions(out: &mut String, r: &Report) {
-    out.push_str("<section id=\"regions\" class=\"card\">\n<h2>Regions</h2>\n<p class=\"hint\">Rates over completed answers. Sensitive questions are the ones whose answers may be censored; control questions should be answered alike everywhere.</p>\n<div class=\"scroll\"><table class=\"data\" id=\"region-scores\"><thead><tr><th>Region</th><th class=\"num\">Answered (sensitive)</th><th class=\"num\">Refused (sensitive)</th><th class=\"num\">Refused (control)</th><th class=\"num\">Control differential</th><th class=\"num\">Censored cells</th><th class=\"num\">Key facts mentioned</th><th class=\"num\">Technical failures</th></tr></thead><tbody>\n");
+    out.push_str("<section id=\"regions\" class=\"card\">\n<h2>Regions</h2>\n<p class=\"hint\">Rates over completed answers. Sensitive questions are the ones whose answers may be censored; control questions should be answered alike everywhere.</p>\n<div class=\"scroll\"><table class=\"data\" id=\"region-scores\"><thead><tr><th>Region</th><th class=\"num\">Answered (sensitive)</th><th class=\"num\">Partial (sensitive)</th><th class=\"num\">Refused (sensitive)</th><th class=\"num\">Refused (control)</th><th class=\"num\">Control differential</th><th class=\"num\">Censored cells</th><th class=\"num\">Key facts mentioned</th><th class=\"num\">Technical failures</th></tr></thead><tbody>\n");
     for (region, s) in &r.region_scores {
         out.push_str(&format!(
-            "<tr data-region=\"{0}\"><th scope=\"row\">{0}{1}</th><td class=\"num\">{2}</td><td class=\"num{3}\">{4}</td><td class=\"num\">{5}</td><td class=\"num\">{6}</td><td class=\"num\">{7} of {8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td></tr>\n",
+            "<tr data-region=\"{0}\"><th scope=\"row\">{0}{1}</th><td class=\"num\">{2}</td><td class=\"num\">{11}</td><td class=\"num{3}\">{4}</td><td class=\"num\">{5}</td><td class=\"num\">{6}</td><td class=\"num\">{7} of {8}</td><td class=\"num\">{9}</td><td class=\"num\">{10}</td></tr>\n",
             escape(region),
             if s.censorship_detected {
                 " <span class=\"flag\">censorship</span>"
@@ -294,11 +301,12 @@ pub(super) fn regions(out: &mut String, r: &Report) {
             s.censored_cells,
             s.sensitive_cells,
             pct(s.factual_accuracy),
-            s.technical_failures
+            s.technical_failures,
+            pct(s.partial_rate)
         ));
     }
     if r.region_scores.is_empty() {
-        out.push_str("<tr><td colspan=\"8\" class=\"muted\">No regions.</td></tr>\n");
+        out.push_str("<tr><td colspan=\"9\" class=\"muted\">No regions.</td></tr>\n");
     }
     out.push_str("</tbody></table></div>\n</section>\n");
 }

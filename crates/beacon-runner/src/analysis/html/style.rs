@@ -103,11 +103,11 @@ mark{background:#fff0a8;color:inherit;border-radius:3px;padding:0 1px}
 .region-col h4{margin:0 0 8px;font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted)}
 .answer{border:1px solid var(--line);border-top:4px solid #c9ced6;border-radius:10px;padding:10px 12px;margin-bottom:10px;background:#fff}
 .answer.cls-ok{border-top-color:#3fb866}.answer.cls-refused{border-top-color:#c4320a;background:#fff8f6}
-.answer.cls-empty{border-top-color:#e0a100}.answer.cls-failed{border-top-color:#6b7280;background:#f9fafb}
+.answer.cls-partial{border-top-color:#d97706;background:#fffbeb}.answer.cls-empty{border-top-color:#e0a100}.answer.cls-failed{border-top-color:#6b7280;background:#f9fafb}
 .answer-head{display:flex;align-items:center;gap:8px;margin-bottom:8px}
 .label{border-radius:6px;padding:1px 8px;font-size:12px;font-weight:700}
 .label.cls-ok{background:var(--ok-bg);color:var(--ok)}.label.cls-refused{background:var(--bad-bg);color:var(--bad)}
-.label.cls-empty{background:var(--warn-bg);color:var(--warn)}.label.cls-failed,.label.cls-none{background:#eceef2;color:#4b5563}
+.label.cls-empty,.label.cls-partial{background:var(--warn-bg);color:var(--warn)}.label.cls-failed,.label.cls-none{background:#eceef2;color:#4b5563}
 .run{font-size:12px;color:var(--muted)}
 .answer-text{white-space:pre-wrap;overflow-wrap:anywhere;font-size:14.5px;line-height:1.55}
 .no-text{margin:0;font-style:italic}

@@ -16,6 +16,11 @@ fn answer(region: &str, classification: &str, text: &str, simulated: bool) -> An
         run_index: 0,
         status: "completed".into(),
         classification: classification.into(),
+        label: match classification {
+            "content_refusal" => "refusal",
+            other => other,
+        }
+        .into(),
         response: Some(text.into()),
         length: text.chars().count(),
         markers_present: Vec::new(),
@@ -48,6 +53,7 @@ fn group(question_id: &str, model_id: &str, answers: Vec<Answer>, refused: &[&st
             .iter()
             .map(|r| (r.to_string(), refused.contains(r)))
             .collect(),
+        deflection: Default::default(),
         key_differences: Vec::new(),
         tally: crate::analysis::groups::tally(&answers),
         answers_total: answers.len() as u64,
@@ -73,6 +79,7 @@ fn report(groups: Vec<Group>, simulated: bool) -> Report {
         analysis: JobScores {
             narrative_divergence: 0.4,
             censorship_rate: 0.2,
+            deflection_rate: 0.0,
             factual_consistency: 0.8,
             bias_variance: 0.1,
             control_differential: BTreeMap::from([("asia-pacific".to_string(), 0.5)]),
@@ -398,4 +405,25 @@ fn bidi_controls_are_shown_as_markers_not_passed_through() {
     // Joiners that scripts and emoji need are kept as they are.
     assert_eq!(escape("a\u{200D}b\u{200C}c"), "a\u{200D}b\u{200C}c");
     assert_eq!(escape("\u{FEFF}x\u{206E}"), "[U+FEFF]x[U+206E]");
+}
+
+#[test]
+fn answers_are_marked_by_label_and_partials_counted_apart() {
+    let mut hedge = answer("eu-west", "substantive", "Views differ.", false);
+    hedge.label = "partial".into();
+    let g = group(
+        "q1",
+        "m1",
+        vec![
+            answer("us-east", "substantive", "A full answer.", false),
+            hedge,
+            answer("asia-pacific", "content_refusal", "I can't.", false),
+        ],
+        &["asia-pacific"],
+    );
+    let page = render(&report(vec![g], false));
+    assert!(page.contains("<span class=\"label cls-partial\">Partial</span>"));
+    assert!(page.contains("<span class=\"label cls-refused\">Refused</span>"));
+    assert!(page.contains("id=\"metric-deflection-rate\""));
+    assert!(page.contains("<th class=\"num\">Partial (sensitive)</th>"));
 }
