@@ -34,6 +34,8 @@ pub struct RunnerSettings {
     /// Signs this instance's receipts; distinct per instance, so a receipt tells which
     /// instance finished an execution.
     pub receipt_key: SigningKey,
+    /// More variables for the child (the traces drill's `OTEL_*`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl RunnerSettings {
@@ -62,6 +64,7 @@ impl RunnerSettings {
             breaker: BTreeMap::new(),
             router_timeout_secs: None,
             receipt_key: SigningKey::from_bytes(&seed),
+            extra_env: Vec::new(),
         }
     }
 
@@ -118,6 +121,7 @@ impl RunnerSettings {
         if let Some(s) = self.router_timeout_secs {
             env.push(("ROUTER_TIMEOUT".to_string(), s.to_string()));
         }
+        env.extend(self.extra_env.iter().cloned());
         env
     }
 }
@@ -139,6 +143,8 @@ pub struct RouterSettings {
     pub request_timeout: String,
     /// Models every provider serves.
     pub models: Vec<String>,
+    /// More variables for the child (the traces drill's `OTEL_*`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for RouterSettings {
@@ -153,6 +159,7 @@ impl Default for RouterSettings {
             queue_timeout: "30s".into(),
             request_timeout: "60s".into(),
             models: crate::spec::MODELS.iter().map(|m| m.to_string()).collect(),
+            extra_env: Vec::new(),
         }
     }
 }

@@ -161,6 +161,8 @@ pub struct Fleet {
     scratch: Scratch,
     /// The router's TOML file, the same for every start.
     router_config: PathBuf,
+    /// The router's extra environment, the same for every start.
+    router_env: Vec<(String, String)>,
     /// Router starts so far (each gets a log of its own).
     router_starts: u32,
 }
@@ -181,6 +183,7 @@ impl Fleet {
     /// Builds the binaries (once per process), then starts the router child on `sims`.
     pub async fn start(sims: Sims, router: &RouterSettings) -> anyhow::Result<Fleet> {
         let bins = binaries()?;
+        let router_env = router.extra_env.clone();
         let mut scratch = Scratch::new("beacon-drill")?;
         if std::env::var("BEACON_DRILLS_KEEP").as_deref() == Ok("1") {
             scratch.keep();
@@ -192,8 +195,14 @@ impl Fleet {
         let toml_path = scratch.path().join("router.toml");
         std::fs::write(&toml_path, router.toml(&sims.providers())?)
             .with_context(|| format!("cannot write {}", toml_path.display()))?;
-        let router =
-            spawn_router(bins, &toml_path, None, &scratch.path().join("router.log")).await?;
+        let router = spawn_router(
+            bins,
+            &toml_path,
+            None,
+            &router.extra_env,
+            &scratch.path().join("router.log"),
+        )
+        .await?;
         let http = http_client()?;
         Ok(Fleet {
             sims,
@@ -204,6 +213,7 @@ impl Fleet {
             http,
             scratch,
             router_config: toml_path,
+            router_env,
             router_starts: 1,
         })
     }
@@ -226,7 +236,14 @@ impl Fleet {
             .path()
             .join(format!("router-{}.log", self.router_starts));
         self.router_starts += 1;
-        let router = spawn_router(self.bins, &self.router_config, Some(addr), &log).await?;
+        let router = spawn_router(
+            self.bins,
+            &self.router_config,
+            Some(addr),
+            &self.router_env,
+            &log,
+        )
+        .await?;
         if router.url() != url {
             anyhow::bail!(
                 "the restarted router listens on {}, not on {url}",
@@ -308,28 +325,31 @@ impl Fleet {
 }
 
 /// A router child on `config`, on `listen` (`HOST:PORT`) when given instead of the
-/// file's free port.
+/// file's free port, with `extra_env` on top of its own variables.
 async fn spawn_router(
     bins: &Binaries,
     config: &Path,
     listen: Option<&str>,
+    extra_env: &[(String, String)],
     log: &Path,
 ) -> anyhow::Result<Service> {
     let mut args: Vec<OsString> = vec!["--config".into(), config.as_os_str().to_owned()];
     if let Some(addr) = listen {
         args.extend(["--listen".into(), addr.into()]);
     }
+    let mut env: Vec<(&str, &str)> = vec![
+        ("RUST_LOG", "info"),
+        (
+            crate::config::INFERENCE_TOKEN_ENV,
+            crate::config::INFERENCE_TOKEN,
+        ),
+    ];
+    env.extend(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Service::spawn(
         "beacon-router",
         &bins.router,
         args,
-        ChildEnv::Only(&[
-            ("RUST_LOG", "info"),
-            (
-                crate::config::INFERENCE_TOKEN_ENV,
-                crate::config::INFERENCE_TOKEN,
-            ),
-        ]),
+        ChildEnv::Only(&env),
         log,
     )
     .await

@@ -13,6 +13,7 @@ pub mod prober;
 pub mod provider;
 pub mod registry;
 pub mod routing;
+pub mod spans;
 
 pub use app::{Application, RouterHandle, start};
 pub use config::Config;

@@ -24,10 +24,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Err(e) = beacon_service::init_logging("info") {
-        eprintln!("beacon-router: {e}");
-        return ExitCode::from(beacon_service::EXIT_CONFIG);
-    }
+    let telemetry = match beacon_service::init_logging("info", "beacon-router") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("beacon-router: {e}");
+            return ExitCode::from(beacon_service::EXIT_CONFIG);
+        }
+    };
     let args = Args::parse();
     let env = |k: &str| std::env::var(k).ok();
     let mut config = match Config::from_file(&args.config, &env) {
@@ -52,5 +55,12 @@ async fn main() -> ExitCode {
         }
     };
     let url = app.url();
-    beacon_service::serve_until_signal("beacon-router", &url, move |token| app.run(token)).await
+    let code =
+        beacon_service::serve_until_signal("beacon-router", &url, move |token| app.run(token))
+            .await;
+    // The last requests' spans leave after the graceful shutdown, within a bound.
+    telemetry
+        .shutdown(beacon_service::telemetry::SHUTDOWN_FLUSH)
+        .await;
+    code
 }

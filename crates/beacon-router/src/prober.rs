@@ -11,12 +11,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::HealthConfig;
 use crate::health::Admission;
 use crate::metrics::Metrics;
 use crate::provider::UpstreamCall;
 use crate::registry::{Provider, Registry};
+use crate::spans;
 
 /// The result of one probe, as the admin route shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -50,6 +52,8 @@ pub async fn probe_once(p: &Provider, cfg: &HealthConfig, metrics: &Metrics) -> 
         metrics.probe(&p.cfg.name, "skipped");
         return skipped(why);
     }
+    // A probe is a trace of its own, never part of a request's.
+    let span = spans::probe(p, p.cfg.probe_model.as_str());
     let call = UpstreamCall {
         model: p
             .cfg
@@ -60,9 +64,11 @@ pub async fn probe_once(p: &Provider, cfg: &HealthConfig, metrics: &Metrics) -> 
         temperature: 0.0,
         max_tokens: cfg.probe_max_tokens,
         timeout: cfg.probe_timeout,
+        traceparent: spans::upstream_traceparent(&span, None),
     };
     let started = Instant::now();
-    let result = p.client.call(&call).await;
+    let result = p.client.call(&call).instrument(span.clone()).await;
+    spans::upstream_ended(&span, &result);
     drop(slot);
     let latency = started.elapsed();
     let (ok, failure) = match result {

@@ -12,12 +12,14 @@ use beacon_core::wire::{
 };
 use beacon_core::{ErrorCode, Failure, ModelId, Region, Stage};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::HealthConfig;
 use crate::health::Admission;
 use crate::metrics::Metrics;
 use crate::provider::UpstreamCall;
 use crate::registry::{Provider, Registry, rfc3339};
+use crate::spans;
 
 /// The answer to one `/inference` call, with its HTTP status.
 #[derive(Debug, Clone)]
@@ -52,9 +54,11 @@ pub struct Router {
 
 impl Router {
     /// Routes a request; never panics, always answers with a status and a body.
-    pub async fn infer(&self, req: &InferenceRequest) -> Routed {
+    /// `incoming`: the caller's `traceparent`, forwarded upstream when trace export is
+    /// off (with it on, each upstream call sends its own span's).
+    pub async fn infer(&self, req: &InferenceRequest, incoming: Option<&str>) -> Routed {
         match self.plan(req) {
-            Ok((candidates, deadline)) => self.run(req, candidates, deadline).await,
+            Ok((candidates, deadline)) => self.run(req, incoming, candidates, deadline).await,
             Err(failure) => refuse(failure, Vec::new()),
         }
     }
@@ -172,6 +176,7 @@ impl Router {
     async fn run(
         &self,
         req: &InferenceRequest,
+        incoming: Option<&str>,
         order: Vec<&Provider>,
         deadline: Instant,
     ) -> Routed {
@@ -187,7 +192,9 @@ impl Router {
                 busy.push(provider);
                 continue;
             };
-            let outcome = self.attempt(req, provider, deadline, &mut candidates).await;
+            let outcome = self
+                .attempt(req, incoming, provider, deadline, &mut candidates)
+                .await;
             drop(slot);
             if let Some(routed) = tally.absorb(outcome) {
                 return routed;
@@ -206,7 +213,9 @@ impl Router {
                 .queue_wait(&provider.cfg.name, started.elapsed());
             match slot {
                 Some(slot) => {
-                    let outcome = self.attempt(req, provider, deadline, &mut candidates).await;
+                    let outcome = self
+                        .attempt(req, incoming, provider, deadline, &mut candidates)
+                        .await;
                     drop(slot);
                     if let Some(routed) = tally.absorb(outcome) {
                         return routed;
@@ -273,6 +282,7 @@ impl Router {
     async fn attempt(
         &self,
         req: &InferenceRequest,
+        incoming: Option<&str>,
         provider: &Provider,
         deadline: Instant,
         candidates: &mut Vec<Candidate>,
@@ -288,6 +298,7 @@ impl Router {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let caller_bound = left < provider.cfg.request_timeout;
+        let span = spans::provider_attempt(provider, &req.model);
         let call = UpstreamCall {
             model: provider
                 .cfg
@@ -298,9 +309,11 @@ impl Router {
             temperature: req.temperature,
             max_tokens: req.max_tokens,
             timeout: provider.cfg.request_timeout.min(left),
+            traceparent: spans::upstream_traceparent(&span, incoming),
         };
         let started = Instant::now();
-        let result = provider.client.call(&call).await;
+        let result = provider.client.call(&call).instrument(span.clone()).await;
+        spans::upstream_ended(&span, &result);
         let spent = started.elapsed();
         let name = provider.cfg.name.as_str();
         let region = provider.cfg.region.as_str();

@@ -214,6 +214,44 @@ async fn openai_front_door_and_openai_kind_providers() {
     ap.shutdown().await;
 }
 
+/// With trace export off (no OTLP endpoint in tests) the caller's W3C `traceparent`
+/// reaches the provider as sent, on both provider contracts, so a provider's log still
+/// correlates with the runner's execution.
+#[tokio::test]
+async fn the_callers_traceparent_is_forwarded_upstream() {
+    let eu = sim("eu-west", Faults::default()).await;
+    let ap = sim("asia-pacific", Faults::default()).await;
+    let text = format!(
+        "{FAST_HEALTH}{}[[providers]]\nname = \"vllm-ap\"\nkind = \"openai\"\nregion = \"asia-pacific\"\nurl = \"{}/v1\"\nmodels = [\"qwen2.5-1.5b\"]\n",
+        provider("modal-eu", "eu-west", &eu, ""),
+        ap.url()
+    );
+    let r = router_with(&text, &[]).await;
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    for (model, region) in [("mistral-7b", "eu-west"), ("qwen2.5-1.5b", "asia-pacific")] {
+        let (status, body) = infer_with(
+            &r,
+            json!({"model": model, "prompt": "Name a river.", "region_preference": region}),
+            &[("traceparent", tp)],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        // The router's trace id comes from the traceparent when the body has none.
+        assert_eq!(
+            body["metadata"]["trace_id"],
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+    }
+    for s in [&eu, &ap] {
+        let calls = live_calls(s);
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].traceparent.as_deref(), Some(tp));
+    }
+    r.shutdown().await;
+    eu.shutdown().await;
+    ap.shutdown().await;
+}
+
 #[tokio::test]
 async fn health_tells_the_truth_and_metrics_count() {
     let eu = sim("eu-west", Faults::default()).await;

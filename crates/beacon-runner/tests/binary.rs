@@ -154,3 +154,28 @@ fn log_format_json_writes_one_object_per_line_and_typos_are_refused() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
     }
 }
+
+/// Trace export settings are checked at start like the rest: an OTLP endpoint that is
+/// not an http(s) URL, or a protocol other than http/protobuf, exits 64 naming the
+/// variable instead of exporting nowhere.
+#[test]
+fn bad_trace_export_settings_exit_64_naming_the_variable() {
+    for (key, value, extra) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", None),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "grpc",
+            Some(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")),
+        ),
+    ] {
+        let mut c = runner();
+        c.env("ROUTER_URL", "http://127.0.0.1:9").env(key, value);
+        if let Some((k, v)) = extra {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{key}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{err}");
+    }
+}

@@ -84,7 +84,8 @@ backend_test!(
         assert!(
             runner.contains(
                 "beacon_runner_router_call_seconds_bucket{region=\"us-east\",le=\"0.5\"}"
-            )
+            ),
+            "{runner}"
         );
         assert_promtool_clean("the runner", &runner);
         let router = exposition(&stack, &stack.router.url).await;

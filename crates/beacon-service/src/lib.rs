@@ -3,7 +3,8 @@
 //! `listening on` line, background handles for in-process use (tests, `beacon demo`),
 //! the constant-time admin bearer-token check, bounded reads of peers' bodies,
 //! connection strings shown without their secrets, and the HTTP serve loop with its
-//! connection limits and JSON transport errors; each service's Prometheus metrics registry.
+//! connection limits and JSON transport errors; each service's Prometheus metrics registry;
+//! logging and OpenTelemetry traces (`telemetry`).
 
 pub mod body;
 #[cfg(feature = "hostile")]
@@ -16,6 +17,7 @@ pub mod promtool;
 pub mod redact;
 pub mod serve;
 mod server_config;
+pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod transport;
@@ -65,10 +67,13 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 /// Logs to stderr (stdout is reserved for the `listening on` line), filtered by
-/// `RUST_LOG` or `default`. `LOG_FORMAT=json` writes one JSON object per line (for log
-/// collectors), `text` or unset the human format; any other value is a configuration
-/// error naming `LOG_FORMAT`, never a silent fallback.
-pub fn init_logging(default: &str) -> Result<(), ConfigError> {
+/// `RUST_LOG` or `default`, and exports traces when the standard OpenTelemetry variables
+/// name an OTLP endpoint (`telemetry`; `service` is the default `service.name`).
+/// `LOG_FORMAT=json` writes one JSON object per line (for log collectors, with
+/// `trace_id`/`span_id` while a traced span is current), `text` or unset the human
+/// format; any other value is a configuration error naming `LOG_FORMAT`, never a silent
+/// fallback. Call inside the tokio runtime; shut the returned handle down after the server.
+pub fn init_logging(default: &str, service: &str) -> Result<telemetry::Telemetry, ConfigError> {
     let json = match std::env::var("LOG_FORMAT").ok().as_deref().map(str::trim) {
         None | Some("" | "text") => false,
         Some("json") => true,
@@ -81,26 +86,7 @@ pub fn init_logging(default: &str) -> Result<(), ConfigError> {
     };
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    // A log line that cannot be written (stderr redirected to a file on a full disk) is
-    // dropped. With internal-error reporting on, the subscriber would `eprintln!` about
-    // it, which panics when stderr fails, killing whatever task was logging: a full
-    // disk stalled every job that way.
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .with_env_filter(filter);
-    if json {
-        // The active span and its parents ride along, so a line says which job and
-        // execution it belongs to.
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .init();
-    } else {
-        builder.init();
-    }
-    Ok(())
+    telemetry::install(json, filter, service)
 }
 
 /// Applies a `--listen ADDR` flag over the configured address; the platform's `PORT`

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -49,26 +49,54 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
 async fn modal_infer(
     State(engine): State<Arc<Engine>>,
     Extension(ctl): Extension<ConnCtl>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    infer(engine, ctl, body, Route::Modal).await
+    infer(engine, ctl, &headers, body, Route::Modal).await
 }
 
 async fn openai_infer(
     State(engine): State<Arc<Engine>>,
     Extension(ctl): Extension<ConnCtl>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    infer(engine, ctl, body, Route::Openai).await
+    infer(engine, ctl, &headers, body, Route::Openai).await
 }
 
-async fn infer(engine: Arc<Engine>, ctl: ConnCtl, body: Bytes, route: Route) -> Response {
+/// Longest `traceparent` kept in the log (a W3C one is 55 characters).
+const MAX_TRACEPARENT: usize = 128;
+
+/// The request's `traceparent`, as sent (printable ASCII, bounded), for the call log.
+fn traceparent(headers: &HeaderMap) -> Option<Box<str>> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_TRACEPARENT)
+        .map(Box::from)
+}
+
+async fn infer(
+    engine: Arc<Engine>,
+    ctl: ConnCtl,
+    headers: &HeaderMap,
+    body: Bytes,
+    route: Route,
+) -> Response {
     let faults = engine.faults();
+    let traceparent = traceparent(headers);
     if faults.inference_broken {
         // The platform answers before the app sees the body; the log still records what
         // the request asked for, as far as it can be read.
         let (model, prompt) = lenient_fields(&body);
-        engine.record_refused(route, &model, &prompt, Outcome::InferenceBroken, 404);
+        engine.record_refused(
+            route,
+            &model,
+            &prompt,
+            Outcome::InferenceBroken,
+            404,
+            traceparent,
+        );
         return Reply::text(StatusCode::NOT_FOUND, INVALID_FUNCTION_CALL).to_response(None);
     }
     let parsed = match route {
@@ -76,14 +104,17 @@ async fn infer(engine: Arc<Engine>, ctl: ConnCtl, body: Bytes, route: Route) -> 
         Route::Openai => openai::parse(&engine, &body),
     };
     match parsed {
-        Ok(req) => serve(engine, ctl, req, &faults).await,
-        Err(refusal) => refuse(&engine, route, refusal),
+        Ok(mut req) => {
+            req.traceparent = traceparent;
+            serve(engine, ctl, req, &faults).await
+        }
+        Err(refusal) => refuse(&engine, route, refusal, traceparent),
     }
 }
 
-fn refuse(engine: &Engine, route: Route, r: Refusal) -> Response {
+fn refuse(engine: &Engine, route: Route, r: Refusal, traceparent: Option<Box<str>>) -> Response {
     let status = r.reply.status().unwrap_or(400);
-    let id = engine.record_refused(route, &r.model, &r.prompt, r.outcome, status);
+    let id = engine.record_refused(route, &r.model, &r.prompt, r.outcome, status, traceparent);
     r.reply.to_response(Some(id))
 }
 

@@ -85,6 +85,7 @@ pub(crate) fn parse(engine: &Engine, body: &[u8]) -> Result<CallRequest, Refusal
             .and_then(Value::as_u64)
             .filter(|n| *n > 0)
             .map_or(DEFAULT_MAX_TOKENS, |n| n.min(MAX_MAX_TOKENS) as u32),
+        traceparent: None,
     })
 }
 

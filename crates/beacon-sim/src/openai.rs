@@ -160,6 +160,7 @@ pub(crate) fn parse(engine: &Engine, body: &[u8]) -> Result<CallRequest, Refusal
             .filter(|t| t.is_finite())
             .unwrap_or(DEFAULT_TEMPERATURE),
         max_tokens,
+        traceparent: None,
     })
 }
 

@@ -138,6 +138,8 @@ pub(crate) struct CallRequest {
     pub system_prompt: Option<String>,
     pub temperature: f64,
     pub max_tokens: u32,
+    /// The request's `traceparent` header, recorded in the call log.
+    pub traceparent: Option<Box<str>>,
 }
 
 /// A request refused before any work, in the shape of its contract.

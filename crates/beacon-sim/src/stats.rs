@@ -100,6 +100,10 @@ pub struct CallRecord {
     /// to the end.
     #[serde(default)]
     pub hung_up_mid_body: bool,
+    /// The W3C `traceparent` header the call arrived with (the router forwards its
+    /// provider-attempt span; docs/operations.md "Traces").
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// The answer text a successful call served, as the log keeps it.
@@ -162,6 +166,7 @@ pub(crate) struct Entry {
     pub http_status: Option<u16>,
     pub served: Option<ServedText>,
     pub hung_up_mid_body: bool,
+    pub traceparent: Option<Box<str>>,
 }
 
 /// The bounded log plus counters. Ids are sequential from 1, so a record is found by
@@ -319,6 +324,7 @@ impl CallLog {
                 response_sha256: e.served.and_then(|s| s.sha256).map(hex::encode),
                 response_bytes: e.served.map(|s| s.bytes),
                 hung_up_mid_body: e.hung_up_mid_body,
+                traceparent: e.traceparent.as_deref().map(str::to_string),
             })
             .collect();
         SimStats {
@@ -357,6 +363,7 @@ mod tests {
             http_status: None,
             served: None,
             hung_up_mid_body: false,
+            traceparent: None,
         }
     }
 

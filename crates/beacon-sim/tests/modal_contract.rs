@@ -164,6 +164,37 @@ async fn broken_inference_with_a_healthy_health_url() {
         stats.calls[0].prompt_sha256,
         beacon_sim::draw::sha256_hex("hello")
     );
+    assert_eq!(stats.calls[0].traceparent, None, "sent without one");
+    sim.shutdown().await;
+}
+
+/// The call log keeps the `traceparent` each call arrived with, refused or served.
+#[tokio::test]
+async fn the_call_log_records_the_traceparent_received() {
+    let sim = start(SimConfig::default()).await;
+    let c = client();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = c
+        .post(sim.url())
+        .header("traceparent", tp)
+        .json(&json!({"model": "llama3.2-1b", "prompt": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(sim.url())
+        .header("traceparent", tp)
+        .json(&json!({"model": "no-such-model", "prompt": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error() || r.status() == 200);
+    let stats = sim.stats();
+    assert_eq!(stats.calls.len(), 2);
+    for call in &stats.calls {
+        assert_eq!(call.traceparent.as_deref(), Some(tp), "{call:?}");
+    }
     sim.shutdown().await;
 }
 

@@ -15,12 +15,14 @@ use axum::{Extension, Json};
 use beacon_core::wire::{InferenceRequest, InferenceResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::AppState;
 use super::auth;
 use crate::error::ApiError;
 use crate::idempotency::{Caller, Lookup};
 use crate::routing::Routed;
+use crate::spans;
 
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 200;
@@ -68,6 +70,8 @@ pub(super) fn challenge(mut resp: Response) -> Response {
     resp
 }
 
+/// `POST /inference`, inside its `inference` span (continued from the caller's
+/// `traceparent`), which records the answer's status and failure.
 #[utoipa::path(
     post,
     path = "/inference",
@@ -99,9 +103,23 @@ pub async fn inference(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let span = spans::inference(&headers, "/inference");
+    let resp = infer(&app, peer, &headers, body)
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", resp.status().as_u16());
+    resp
+}
+
+async fn infer(
+    app: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     // First: nothing is read, parsed, cached or bought for an unknown caller.
-    let Some(caller) = caller(&app, &headers, peer) else {
+    let Some(caller) = caller(app, headers, peer) else {
         let f = Failure::new(ErrorCode::Unauthorized, Stage::Validation, auth::REFUSED)
             .with_transient(false);
         return challenge(answer(401, InferenceResponse::failed(f), false));
@@ -109,7 +127,7 @@ pub async fn inference(
     let body = match body {
         Ok(b) => b,
         Err(e) => {
-            let (status, message, code) = body_refusal(&app, &e);
+            let (status, message, code) = body_refusal(app, &e);
             let code = ErrorCode::parse(code);
             let f = Failure::new(code, Stage::Validation, message).with_transient(false);
             return answer(status, InferenceResponse::failed(f), false);
@@ -128,8 +146,10 @@ pub async fn inference(
         }
     };
     if req.trace_id.is_none() {
-        req.trace_id = trace_id(&headers);
+        req.trace_id = trace_id(headers);
     }
+    let incoming = spans::incoming_traceparent(headers);
+    let incoming = incoming.as_deref();
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -148,13 +168,13 @@ pub async fn inference(
         }
         Some(k) => match app
             .idempotency
-            .run(caller, k, &req, || app.router.infer(&req))
+            .run(caller, k, &req, || app.router.infer(&req, incoming))
             .await
         {
             Lookup::Answer(r, replayed) => (r, replayed),
             Lookup::Conflict => return ApiError::IdempotencyConflict.into_response(),
         },
-        None => (app.router.infer(&req).await, false),
+        None => (app.router.infer(&req, incoming).await, false),
     };
     if !replayed {
         app.metrics
@@ -171,7 +191,9 @@ pub(super) fn retry_after_header(seconds: Option<f64>) -> Option<HeaderValue> {
     Some(HeaderValue::from(s.ceil() as u64))
 }
 
+/// The `/inference` answer; recorded on the current (`inference`) span.
 fn answer(status: u16, body: InferenceResponse, replayed: bool) -> Response {
+    spans::answered(&tracing::Span::current(), status, &body, replayed);
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let retry = retry_after_header(body.failure.as_ref().and_then(|f| f.retry_after));
     let mut resp = (code, Json(body)).into_response();

@@ -24,10 +24,12 @@ use axum::response::{IntoResponse, Response};
 use beacon_core::wire::InferenceRequest;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::AppState;
 use super::auth;
 use super::inference::{Peer, body_refusal, caller, challenge, retry_after_header, trace_id};
+use crate::spans;
 
 /// `POST /v1/chat/completions` body: the part of OpenAI's request the router reads.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -167,7 +169,15 @@ pub async fn chat_completions(
         req.max_tokens = m;
     }
     req.trace_id = trace_id(&headers);
-    let routed = app.router.infer(&req).await;
+    // Traced as `/inference` is: continued from the caller's traceparent.
+    let span = spans::inference(&headers, "/v1/chat/completions");
+    let incoming = spans::incoming_traceparent(&headers);
+    let routed = app
+        .router
+        .infer(&req, incoming.as_deref())
+        .instrument(span.clone())
+        .await;
+    spans::answered(&span, routed.status, &routed.body, false);
     let r = routed.body;
     if !r.success {
         let (msg, code, retry) = r

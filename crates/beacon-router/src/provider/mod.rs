@@ -29,6 +29,8 @@ pub struct UpstreamCall {
     pub max_tokens: u32,
     /// The whole call, redirects included, must finish within this.
     pub timeout: Duration,
+    /// The W3C `traceparent` sent with the call (the upstream span's, see `spans`).
+    pub traceparent: Option<String>,
 }
 
 /// A provider's answer. An empty `text` is still an answer.

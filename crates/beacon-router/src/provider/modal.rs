@@ -39,6 +39,10 @@ impl ModalClient {
             if let Some(token) = &self.cfg.auth_token {
                 req = req.bearer_auth(token);
             }
+            // Every request of the call (the POST and each 303 follow-up) carries it.
+            if let Some(tp) = &call.traceparent {
+                req = req.header("traceparent", tp);
+            }
             let resp = req
                 .timeout(left)
                 .send()

@@ -39,6 +39,9 @@ impl OpenAiClient {
         if let Some(token) = &self.cfg.auth_token {
             req = req.bearer_auth(token);
         }
+        if let Some(tp) = &call.traceparent {
+            req = req.header("traceparent", tp);
+        }
         let t = call.timeout.as_secs_f64();
         let resp = req
             .send()

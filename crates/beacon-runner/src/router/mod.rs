@@ -1,5 +1,6 @@
 //! The runner's client of the router: `POST /inference` with the attempt id as
-//! `Idempotency-Key` and a W3C `traceparent`, mapped to an answer or a failure object;
+//! `Idempotency-Key` and a W3C `traceparent` (its `router_call` span's), mapped to an
+//! answer or a failure object;
 //! `GET /providers` for what the router serves. Router-level trouble (unreachable,
 //! timeouts, 5xx without an answer) feeds the circuit breaker; a provider failure the
 //! router reports properly does not. Every answer body is read with a byte limit.
@@ -16,6 +17,9 @@ use std::time::Duration;
 use beacon_core::wire::{InferenceRequest, InferenceResponse, ProvidersResponse};
 use beacon_core::{ErrorCode, Failure, Stage};
 use beacon_service::body::{BodyError, read_bounded};
+use beacon_service::telemetry;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 pub use breaker::{Breaker, BreakerState, Permit};
 pub use catalog::{Catalog, RouterCatalog};
@@ -93,8 +97,37 @@ impl RouterClient {
 
     /// One inference, under a breaker `permit` (from `breaker.acquire()`). `timeout`
     /// bounds the whole call; the router is given a slightly smaller budget so it
-    /// answers (with its own failure) before we give up on it.
+    /// answers (with its own failure) before we give up on it. The call is a
+    /// `router_call` span (a child of the current span); its context goes out as the
+    /// `traceparent`, or `fallback` when trace export is off.
     pub async fn infer(
+        &self,
+        permit: Permit<'_>,
+        req: &InferenceRequest,
+        attempt_id: &str,
+        fallback: &str,
+        timeout: Duration,
+    ) -> CallResult {
+        let span = tracing::info_span!(
+            "router_call",
+            otel.kind = "client",
+            http.request.method = "POST",
+            url.path = "/inference",
+            http.response.status_code = Empty,
+            failure_code = Empty,
+        );
+        let traceparent = telemetry::traceparent(&span).unwrap_or_else(|| fallback.to_string());
+        let result = self
+            .call(permit, req, attempt_id, &traceparent, timeout)
+            .instrument(span.clone())
+            .await;
+        if let CallResult::Failed { failure, .. } = &result {
+            telemetry::record_failure(&span, failure.code.as_str(), &failure.message);
+        }
+        result
+    }
+
+    async fn call(
         &self,
         permit: Permit<'_>,
         req: &InferenceRequest,
@@ -125,6 +158,7 @@ impl RouterClient {
             }
         };
         let status = resp.status().as_u16();
+        tracing::Span::current().record("http.response.status_code", status);
         // The router checks the token before it reads the request: a 401 bought nothing.
         self.token_refused.store(status == 401, Ordering::Relaxed);
         if status == 401 {
@@ -321,7 +355,8 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     cur.to_string()
 }
 
-/// A W3C `traceparent` for one attempt: version 00, the job's trace id, a fresh span.
+/// A W3C `traceparent` for one attempt when trace export is off: version 00, the job's
+/// trace id, a fresh span id (so the router and providers still correlate the job).
 pub fn traceparent(trace_id: &str) -> String {
     let mut span = [0u8; 8];
     let _ = getrandom::fill(&mut span);

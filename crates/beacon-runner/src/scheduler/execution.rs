@@ -12,6 +12,8 @@
 //! `max_total_attempts` caps the attempts of the execution's whole life: one that has
 //! used that many when it is dispatched (after restarts, hand-backs, a database that
 //! refused its outcome) fails at once. A cancelled token aborts the call in flight.
+//! Each attempt is the root span of a trace of its own (`execution`, docs/operations.md
+//! "Traces"): the router call is its child, and its outcome and failure code end it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +21,12 @@ use std::time::Duration;
 use beacon_core::status::ExecutionStatus;
 use beacon_core::wire::InferenceRequest;
 use beacon_core::{ErrorCode, Failure, Stage};
+use beacon_service::telemetry;
 use beacon_store::{AttemptUpdate, ExecutionRecord};
 use chrono::Utc;
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::record::{self, check_answer};
 use super::writes::{self, Written};
@@ -109,6 +114,8 @@ pub async fn run(
                 return Outcome::Unstorable;
             }
         };
+        // Each attempt is a trace of its own, until its outcome is stored.
+        let span = attempt_span(&exec, attempt);
         let permits = tokio::select! {
             _ = token.cancelled() => return Outcome::Interrupted,
             p = ctx.limits.acquire(&control.calls, &exec.region) => p,
@@ -140,7 +147,8 @@ pub async fn run(
             // first in the store still wins there).
             tokio::select! {
                 biased;
-                r = ctx.router.infer(permit, &request, &call_key, &parent, timeout) => Some(r),
+                r = ctx.router.infer(permit, &request, &call_key, &parent, timeout)
+                    .instrument(span.clone()) => Some(r),
                 _ = token.cancelled() => None,
             }
         };
@@ -152,6 +160,7 @@ pub async fn run(
             latency,
         );
         let Some(result) = result else {
+            span.record("outcome", "interrupted");
             return Outcome::Interrupted;
         };
         let (failure, bought) = match result {
@@ -161,7 +170,10 @@ pub async fn run(
                         let update = record::answer_update(
                             &ctx, &exec, &plan, prompt, attempt, answer, latency,
                         );
-                        return finish(&ctx, &control, &exec, &plan, prompt, &update).await;
+                        span.record("outcome", "answered");
+                        return finish(&ctx, &control, &exec, &plan, prompt, &update)
+                            .instrument(span)
+                            .await;
                     }
                     Err(f) => (f, true),
                 }
@@ -172,9 +184,11 @@ pub async fn run(
             "beacon_runner_attempt_failures_total",
             vec![("code", failure.code.to_string())],
         );
+        telemetry::record_failure(&span, failure.code.as_str(), &failure.message);
         let wait = match budget.next(&ctx, &failure, bought, deadline) {
             Next::Retry(wait) => wait,
             Next::Stop => {
+                span.record("outcome", "failed");
                 return finish_failure(
                     &ctx,
                     &control,
@@ -185,6 +199,7 @@ pub async fn run(
                     failure,
                     Some(latency),
                 )
+                .instrument(span)
                 .await;
             }
         };
@@ -196,7 +211,11 @@ pub async fn run(
             ),
             ..record::failed_update(&exec, attempt, &failure, latency)
         };
-        match record::write(&ctx, &control, &update).await {
+        span.record("outcome", "retrying");
+        match record::write(&ctx, &control, &update)
+            .instrument(span.clone())
+            .await
+        {
             Ok(Outcome::Retrying) => publish(&ctx, &exec.id).await,
             Ok(other) => return other,
             Err(e) => {
@@ -208,14 +227,35 @@ pub async fn run(
                 )
                 .with_transient(false);
                 return finish_failure(&ctx, &control, &exec, &plan, prompt, attempt, f, None)
+                    .instrument(span)
                     .await;
             }
         }
+        // The attempt's trace ends here; the wait before the next one is not part of it.
+        drop(span);
         tokio::select! {
             _ = token.cancelled() => return Outcome::Interrupted,
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// The root span of one attempt (a new trace): which execution, of which job, which
+/// attempt; `outcome` and `failure_code` are recorded when it ends.
+fn attempt_span(exec: &ExecutionRecord, attempt: u32) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "execution",
+        job_id = exec.job_id.as_str(),
+        execution_id = exec.id.as_str(),
+        question_id = exec.question_id.as_str(),
+        model = exec.model_id.as_str(),
+        region = exec.region.as_str(),
+        run_index = exec.run_index,
+        attempt = attempt,
+        outcome = Empty,
+        failure_code = Empty,
+    )
 }
 
 /// What one execution has spent in this run.

@@ -163,6 +163,7 @@ impl Engine {
         prompt: &str,
         outcome: Outcome,
         status: u16,
+        traceparent: Option<Box<str>>,
     ) -> u64 {
         let model = self.model(model).unwrap_or_else(|| {
             Arc::from(model.chars().take(MAX_RECORDED_MODEL).collect::<String>())
@@ -183,6 +184,7 @@ impl Engine {
             http_status: Some(status),
             served: None,
             hung_up_mid_body: false,
+            traceparent,
         })
     }
 
@@ -228,6 +230,7 @@ impl Engine {
                 http_status: None,
                 served: None,
                 hung_up_mid_body: false,
+                traceparent: req.traceparent.clone(),
             });
             let call = Arc::new(LiveCall {
                 id,
