@@ -152,7 +152,7 @@ fn doctor_fails_on_a_broken_region_and_passes_on_a_healthy_demo() {
         .arg(&healthy.runner)
         .args(&healthy.doctor_args));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["ok"], true);
+    assert_eq!(v["ok"], true, "{}", text(&out));
 }
 
 #[test]

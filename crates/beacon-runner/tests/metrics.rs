@@ -61,7 +61,9 @@ backend_test!(
             &["math_basic"],
             &["llama3.2-1b"],
             &["us-east", "eu-west"],
-            json!({}),
+            // No early stop: eu-west's failure must not cancel the us-east execution
+            // before its router call, whose latency the test looks for.
+            json!({"constraints": {"min_success_rate": 0}}),
         );
         let (status, body) = stack.submit(&spec).await;
         assert_eq!(status, 202, "{body}");
