@@ -4,6 +4,7 @@
 // Test helpers outside #[test] functions panic on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attempts;
 mod cancel;
 mod durability;
 mod fixtures;
