@@ -95,9 +95,9 @@ fn serve_with(dir: &Path, faults: Option<&str>, env: &[(&str, &str)]) -> Served 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut runner, mut doctor_args) = (String::new(), Vec::new());
-    for line in stdout.lines() {
+    for line in stdout.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.trim().strip_prefix("export BEACON_RUNNER_URL=") {
             runner = url.to_string();
@@ -111,6 +111,9 @@ fn serve_with(dir: &Path, faults: Option<&str>, env: &[(&str, &str)]) -> Served 
         !runner.is_empty() && !doctor_args.is_empty(),
         "demo --serve printed its URLs"
     );
+    // Keep reading what the demo prints later (its job's progress and result): with
+    // the pipe closed, its next line would fail on a broken pipe and end it mid-test.
+    std::thread::spawn(move || stdout.for_each(drop));
     Served {
         child,
         runner,
