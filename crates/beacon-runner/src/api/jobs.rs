@@ -42,16 +42,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried submission return the first answer"),
     ),
-    responses(
-        (status = 200, description = "The same submission again (Idempotency-Key or identical signed spec): the existing job, `idempotent: true`", body = super::openapi::Json),
-        (status = 202, description = "Accepted: the job, its executions inserted, and links", body = super::openapi::Json),
-        (status = 400, description = "A spec rule, signature, nonce or timestamp refused it (error_code names the rule; details.field the culprit)", body = crate::error::ErrorBody),
-        (status = 403, description = "UNTRUSTED_KEY: the signing key is not trusted here", body = crate::error::ErrorBody),
-        (status = 409, description = "A nonce already used, or an Idempotency-Key used for a different body", body = crate::error::ErrorBody),
-        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is larger than limits.max_body_bytes", body = crate::error::ErrorBody),
-        (status = 429, description = "RATE_LIMITED: too many submissions from this address (Retry-After)", body = crate::error::ErrorBody),
-        (status = 503, description = "ROUTER_UNAVAILABLE: models and regions could not be checked against the router", body = crate::error::ErrorBody),
-    ),
+    responses(super::openapi::SubmitAnswers),
 )]
 pub async fn submit(
     State(app): State<Arc<AppState>>,

@@ -183,3 +183,50 @@ pub async fn serve() -> Response {
     )
         .into_response()
 }
+
+/// The answers of both submission routes (`POST /jobs`, `POST /jobs/cross-region`),
+/// which run the same acceptance pipeline.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum SubmitAnswers {
+    #[response(
+        status = 200,
+        description = "The same submission again (Idempotency-Key or identical signed spec): the existing job, `idempotent: true`"
+    )]
+    Replayed(Json),
+    #[response(
+        status = 202,
+        description = "Accepted: the job, its executions inserted, and links"
+    )]
+    Accepted(Json),
+    #[response(
+        status = 400,
+        description = "A spec rule, signature, nonce or timestamp refused it (error_code names the rule; details.field the culprit)"
+    )]
+    Refused(ErrorBody),
+    #[response(
+        status = 403,
+        description = "UNTRUSTED_KEY: the signing key is not trusted here"
+    )]
+    Untrusted(ErrorBody),
+    #[response(
+        status = 409,
+        description = "A nonce already used, or an Idempotency-Key used for a different body"
+    )]
+    Conflict(ErrorBody),
+    #[response(
+        status = 413,
+        description = "PAYLOAD_TOO_LARGE: the body is larger than limits.max_body_bytes"
+    )]
+    TooLarge(ErrorBody),
+    #[response(
+        status = 429,
+        description = "RATE_LIMITED: too many submissions from this address (Retry-After)"
+    )]
+    RateLimited(ErrorBody),
+    #[response(
+        status = 503,
+        description = "ROUTER_UNAVAILABLE: models and regions could not be checked against the router"
+    )]
+    RouterUnavailable(ErrorBody),
+}
