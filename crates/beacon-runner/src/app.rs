@@ -68,6 +68,8 @@ impl Application {
             limits_cfg: config.limits.clone(),
             jobs: Registry::default(),
             writes: Default::default(),
+            starts: scheduler::GroupCommit::new(scheduler::GROUP_TURNS),
+            finishes: scheduler::GroupCommit::new(scheduler::GROUP_TURNS),
             acks: Default::default(),
             wake: Notify::new(),
         });

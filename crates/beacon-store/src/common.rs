@@ -1,6 +1,7 @@
 //! Backend-neutral pieces shared by the PostgreSQL and SQLite stores: column lists,
 //! row decoding, value conversions, the final-status verdict and the execution filter.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use beacon_core::Failure;
@@ -488,4 +489,18 @@ mod tests {
         assert_eq!(lease_until(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
         assert!(lease_until(now, Duration::from_secs(30)) > now);
     }
+}
+
+/// A write's executions must be distinct: two writes of one execution in one
+/// statement would race each other inside it.
+pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(StoreError::Corrupt(format!(
+                "execution {id} appears twice in one group write"
+            )));
+        }
+    }
+    Ok(())
 }

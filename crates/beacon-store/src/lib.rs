@@ -51,6 +51,14 @@ pub enum StoreError {
     /// A stored value could not be read back (corrupt JSON, unknown status).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The group write this write was part of failed with this error (a group commit
+    /// gives every member the same error).
+    #[error("{0}")]
+    Group(std::sync::Arc<StoreError>),
+    /// The group write this write was part of was dropped before it ended: whether it
+    /// was committed is unknown.
+    #[error("the group write was abandoned before it ended")]
+    GroupAbandoned,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -65,6 +73,8 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Database(e) => transient_sqlx(e),
+            StoreError::Group(e) => e.is_transient(),
+            StoreError::GroupAbandoned => true,
             StoreError::Migrate(_)
             | StoreError::JobIdConflict(_)
             | StoreError::ReplayedNonce(_)
@@ -85,6 +95,7 @@ impl StoreError {
             StoreError::Database(sqlx::Error::Database(db)) => {
                 matches!(db.code().as_deref(), Some("22021" | "22P05"))
             }
+            StoreError::Group(e) => e.is_unstorable_text(),
             _ => false,
         }
     }
@@ -253,6 +264,21 @@ pub trait Store: Send + Sync + 'static {
     /// `pending` too, with `attempt: 0`, for an execution that ends without any attempt
     /// (no attempt row is written then). `retrying` keeps no answer fields.
     async fn finish_attempt(&self, update: &AttemptUpdate, owner: &str) -> Result<bool>;
+
+    /// [`Store::start_attempt`] of several executions in one transaction (the runner's
+    /// group commit): each is fenced on its own, and the results come in the order of
+    /// `execution_ids`, which must be distinct. All or nothing: after an error none of
+    /// them was started.
+    async fn start_attempts(
+        &self,
+        execution_ids: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<StartedAttempt>>>;
+
+    /// [`Store::finish_attempt`] of several executions (distinct) in one transaction,
+    /// each fenced on its own; results in the order of `updates`. All or nothing.
+    async fn finish_attempts(&self, updates: &[AttemptUpdate], owner: &str) -> Result<Vec<bool>>;
 
     /// Shutdown hand-back: every `running`/`retrying` execution of the job goes back
     /// to `pending` (fenced). Returns how many.

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use super::group;
 use super::record::{self, check_answer};
 use super::writes::{self, Written};
 use super::{Ctx, JobControl};
@@ -101,8 +102,9 @@ pub async fn run(
         // done by the time a slot frees up (the orchestration benchmark's finding).
         // Nothing has been bought yet, so an outage here is simply waited out.
         let started = writes::retrying(&ctx.writes, token, "attempt start", || {
-            ctx.store
-                .start_attempt(&exec.id, &ctx.instance_id, Utc::now())
+            ctx.starts.submit(exec.id.clone(), |ids| {
+                group::start_group(ctx.store.as_ref(), &ctx.instance_id, ids)
+            })
         })
         .await;
         let (attempt, call_key) = match started {

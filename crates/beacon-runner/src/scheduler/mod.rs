@@ -10,6 +10,7 @@
 
 mod control;
 mod execution;
+mod group;
 mod job;
 mod limits;
 mod record;
@@ -19,7 +20,7 @@ mod writes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beacon_store::Store;
+use beacon_store::{AttemptUpdate, StartedAttempt, Store};
 use chrono::Utc;
 use ed25519_dalek::SigningKey;
 use tokio::sync::Notify;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use control::{JobControl, Registry, StopReason};
+pub use group::{GroupCommit, TURNS as GROUP_TURNS};
 pub use limits::Limits;
 pub use signals::{CALLS_CLOSE_WAIT, CancelAcks, run as listen};
 pub use writes::{WriteHealth, WriteTrouble};
@@ -51,6 +53,9 @@ pub struct Ctx {
     pub jobs: Registry,
     /// Whether the scheduler's writes go through right now (health).
     pub writes: WriteHealth,
+    /// Attempt starts and ends waiting to be written as a group (`group.rs`).
+    pub starts: GroupCommit<String, Option<StartedAttempt>>,
+    pub finishes: GroupCommit<AttemptUpdate, bool>,
     /// Cancel routes waiting for another instance to stop a job's calls.
     pub acks: CancelAcks,
     /// Wakes the claim loop (a job was submitted, or a job slot freed up).

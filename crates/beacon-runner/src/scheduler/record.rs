@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::execution::Outcome;
+use super::group;
 use super::writes::{self, Written};
 use super::{Ctx, JobControl};
 use crate::classify::classify;
@@ -301,7 +302,9 @@ pub async fn write(
     update: &AttemptUpdate,
 ) -> Result<Outcome, beacon_store::StoreError> {
     let written = writes::retrying(&ctx.writes, &control.token, "attempt end", || {
-        ctx.store.finish_attempt(update, &ctx.instance_id)
+        ctx.finishes.submit(update.clone(), |updates| {
+            group::finish_group(ctx.store.as_ref(), &ctx.instance_id, updates)
+        })
     })
     .await;
     match written {

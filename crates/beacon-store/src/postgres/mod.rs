@@ -2,6 +2,7 @@
 //! acceptance lives in `insert.rs`; the scheduling writes (leases, attempts, cancel,
 //! finalize) in `scheduling.rs`.
 
+mod batch;
 mod insert;
 mod retry;
 mod scheduling;
@@ -368,6 +369,19 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         let out = Self::finish_attempt_in(&mut tx, update, owner).await;
         end(tx, out).await
+    }
+
+    async fn start_attempts(
+        &self,
+        execution_ids: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<StartedAttempt>>> {
+        self.start_attempts_impl(execution_ids, owner, now).await
+    }
+
+    async fn finish_attempts(&self, updates: &[AttemptUpdate], owner: &str) -> Result<Vec<bool>> {
+        self.finish_attempts_impl(updates, owner).await
     }
 
     async fn requeue_unfinished(&self, job_id: &str, owner: &str) -> Result<u64> {

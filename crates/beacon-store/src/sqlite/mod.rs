@@ -8,6 +8,7 @@
 //! waiting), and the whole transaction is serialized against other writers — which
 //! is what PostgreSQL gets from row locks.
 
+mod batch;
 mod insert;
 mod listing;
 mod retry;
@@ -417,6 +418,19 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx().await?;
         let out = Self::finish_attempt_in(&mut tx, update, owner).await;
         tx.end(out).await
+    }
+
+    async fn start_attempts(
+        &self,
+        execution_ids: &[String],
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<StartedAttempt>>> {
+        self.start_attempts_impl(execution_ids, owner, now).await
+    }
+
+    async fn finish_attempts(&self, updates: &[AttemptUpdate], owner: &str) -> Result<Vec<bool>> {
+        self.finish_attempts_impl(updates, owner).await
     }
 
     async fn requeue_unfinished(&self, job_id: &str, owner: &str) -> Result<u64> {

@@ -8,6 +8,7 @@ mod attempts;
 mod cancel;
 mod durability;
 mod fixtures;
+mod groups;
 mod insert;
 mod listing;
 mod perf;

@@ -1,0 +1,297 @@
+//! Group commit of the scheduler's attempt writes. Every execution writes twice (its
+//! attempt's start and its end), each a transaction and a commit of its own; at
+//! hundreds of executions per second those commits, not the calls, bound the runner
+//! (docs/benchmarks.md). Here the writes that arrive while one is being written wait
+//! for it and then go to the database together, as one [`Store::start_attempts`] or
+//! [`Store::finish_attempts`]: a lone write goes at once, and under load each group
+//! holds whatever arrived during the previous one.
+//!
+//! No task of its own: the first waiter to get a turn writes the queued group and
+//! hands each member its result (leader and followers, as databases do it for their
+//! own commits). The generic part is a few lines on tokio's fair semaphore and oneshot
+//! channels; no kept crate batches async calls with per-member results and a fallback.
+//!
+//! Each member keeps its own fence and its own outcome. When a group is refused (not an
+//! outage), its members are written again one by one, so only the write the database
+//! refuses is refused; an outage's error goes to every member, and each retries it on
+//! its own (`writes::retrying`), which then joins the next group.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use beacon_store::{AttemptUpdate, StartedAttempt, Store, StoreError};
+use chrono::Utc;
+use tokio::sync::{Semaphore, oneshot};
+
+/// The most writes one statement carries (PostgreSQL binds each column as one array;
+/// SQLite holds its single write lock for the group).
+const MAX_GROUP: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// How many groups of one kind the scheduler writes at once. Two: while one group's
+/// statement runs, the next is already being sent, so neither the database nor the
+/// runner waits for the other (on PostgreSQL; SQLite's single writer takes them in
+/// turn anyway).
+pub const TURNS: usize = 2;
+
+/// Writes queued for the next group, and the turns to write one.
+pub struct GroupCommit<Req, Out> {
+    queue: Mutex<Vec<(Req, Reply<Out>)>>,
+    turns: Semaphore,
+}
+
+impl<Req, Out> GroupCommit<Req, Out> {
+    /// At most `turns` groups written at once.
+    pub fn new(turns: usize) -> Self {
+        GroupCommit {
+            queue: Mutex::new(Vec::new()),
+            turns: Semaphore::new(turns.max(1)),
+        }
+    }
+
+    /// Queues `req` and returns its result, writing the queued group (with `write`)
+    /// when this caller gets a turn before its write was taken into another group.
+    /// `write` returns one result per request, in order.
+    pub async fn submit<W, Fut>(&self, req: Req, write: W) -> Result<Out, StoreError>
+    where
+        W: Fn(Vec<Req>) -> Fut,
+        Fut: Future<Output = Vec<Result<Out, StoreError>>>,
+    {
+        let (tx, mut rx) = oneshot::channel();
+        self.lock().push((req, tx));
+        loop {
+            tokio::select! {
+                // A result already handed over wins over taking the turn.
+                biased;
+                r = &mut rx => return r.unwrap_or(Err(StoreError::GroupAbandoned)),
+                Ok(turn) = self.turns.acquire() => {
+                    let group: Vec<_> = {
+                        let mut queue = self.lock();
+                        let n = queue.len().min(MAX_GROUP);
+                        queue.drain(..n).collect()
+                    };
+                    if group.is_empty() {
+                        // This caller's write is in a group another caller is writing
+                        // (or has written): wait for its answer.
+                        drop(turn);
+                        return rx.await.unwrap_or(Err(StoreError::GroupAbandoned));
+                    }
+                    let (reqs, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                    let mut results = write(reqs).await.into_iter();
+                    for reply in replies {
+                        let r = results.next().unwrap_or(Err(StoreError::GroupAbandoned));
+                        let _ = reply.send(r);
+                    }
+                    drop(turn);
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Req, Reply<Out>)>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The group's result for each member: the group write's own, or on a refusal each
+/// member's own write (`one`), so one bad write does not sink the others.
+async fn per_member<Req, Out, G, O, OFut>(
+    reqs: Vec<Req>,
+    group: G,
+    one: O,
+) -> Vec<Result<Out, StoreError>>
+where
+    G: Future<Output = Result<Vec<Out>, StoreError>>,
+    O: Fn(Req) -> OFut,
+    OFut: Future<Output = Result<Out, StoreError>>,
+{
+    let n = reqs.len();
+    match group.await {
+        Ok(outs) => outs.into_iter().map(Ok).collect(),
+        Err(e) if n > 1 && !e.is_transient() => {
+            tracing::warn!(writes = n, error = %e, "a group write was refused; writing its members one by one");
+            let mut out = Vec::with_capacity(n);
+            for req in reqs {
+                out.push(one(req).await);
+            }
+            out
+        }
+        Err(e) => {
+            let e = Arc::new(e);
+            (0..n).map(|_| Err(StoreError::Group(e.clone()))).collect()
+        }
+    }
+}
+
+/// Starts the attempts of `ids` as one group.
+pub async fn start_group(
+    store: &dyn Store,
+    owner: &str,
+    ids: Vec<String>,
+) -> Vec<Result<Option<StartedAttempt>, StoreError>> {
+    let now = Utc::now();
+    per_member(
+        ids.clone(),
+        store.start_attempts(&ids, owner, now),
+        |id: String| async move { store.start_attempt(&id, owner, now).await },
+    )
+    .await
+}
+
+/// Ends the attempts of `updates` as one group.
+pub async fn finish_group(
+    store: &dyn Store,
+    owner: &str,
+    updates: Vec<AttemptUpdate>,
+) -> Vec<Result<bool, StoreError>> {
+    let group = store.finish_attempts(&updates, owner);
+    let outs = per_member((0..updates.len()).collect(), group, |i: usize| {
+        store.finish_attempt(&updates[i], owner)
+    });
+    outs.await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Writes that arrive while a group is being written go together in the next one,
+    /// each member gets its own result, and a lone write goes at once.
+    #[tokio::test]
+    async fn writes_arriving_during_a_group_are_written_together() {
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(1));
+        let groups = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let write = {
+            let groups = groups.clone();
+            move |reqs: Vec<u32>| {
+                let groups = groups.clone();
+                let mut gate = gate.clone();
+                async move {
+                    groups.lock().unwrap().push(reqs.clone());
+                    // The first group is held until the others have queued.
+                    let _ = gate.wait_for(|open| *open).await;
+                    reqs.into_iter().map(|r| Ok(r * 10)).collect()
+                }
+            }
+        };
+        let first = tokio::spawn({
+            let (gc, write) = (gc.clone(), write.clone());
+            async move { gc.submit(1, write).await }
+        });
+        while groups.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let queued = Arc::new(AtomicUsize::new(0));
+        let rest: Vec<_> = (2..=5)
+            .map(|r| {
+                let (gc, write, queued) = (gc.clone(), write.clone(), queued.clone());
+                tokio::spawn(async move {
+                    let f = gc.submit(r, write);
+                    queued.fetch_add(1, Ordering::SeqCst);
+                    f.await
+                })
+            })
+            .collect();
+        while queued.load(Ordering::SeqCst) < 4 || gc.lock().len() < 4 {
+            tokio::task::yield_now().await;
+        }
+        release.send(true).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        for (i, t) in rest.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), (i as u32 + 2) * 10);
+        }
+        let mut seen = groups.lock().unwrap().clone();
+        seen[1].sort();
+        assert_eq!(seen, vec![vec![1], vec![2, 3, 4, 5]]);
+    }
+
+    /// With two turns, a caller whose write another caller already took into its
+    /// group gets that group's answer instead of writing an empty group.
+    #[tokio::test]
+    async fn a_write_taken_into_another_group_gets_that_groups_answer() {
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(2));
+        let writes = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let write = {
+            let writes = writes.clone();
+            move |reqs: Vec<u32>| {
+                writes.fetch_add(1, Ordering::SeqCst);
+                let mut gate = gate.clone();
+                async move {
+                    // In flight while the other caller gets its turn.
+                    let _ = gate.wait_for(|open| *open).await;
+                    reqs.into_iter().map(|r| Ok(r + 100)).collect()
+                }
+            }
+        };
+        // Both turns busy until both writes are queued; then both callers get a turn,
+        // and whichever comes first takes both writes.
+        let busy = gc.turns.acquire_many(2).await.unwrap();
+        let callers: Vec<_> = [1, 2]
+            .map(|r| {
+                let (gc, write) = (gc.clone(), write.clone());
+                tokio::spawn(async move { gc.submit(r, write).await })
+            })
+            .into_iter()
+            .collect();
+        while gc.lock().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(busy);
+        while writes.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Let the other caller take its turn while the group is in flight.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        release.send(true).unwrap();
+        let mut answers = Vec::new();
+        for c in callers {
+            answers.push(c.await.unwrap().unwrap());
+        }
+        assert_eq!(answers, [101, 102]);
+        assert_eq!(writes.load(Ordering::SeqCst), 1, "one group, not two");
+    }
+
+    /// A refused group is written member by member, so only the bad one fails; an
+    /// outage reaches every member as a transient error.
+    #[tokio::test]
+    async fn a_refused_group_falls_back_to_single_writes() {
+        let refused = per_member(
+            vec![1, 2, 3],
+            async { Err::<Vec<u32>, _>(StoreError::Corrupt("no".into())) },
+            |r: u32| async move {
+                if r == 2 {
+                    Err(StoreError::Corrupt("bad".into()))
+                } else {
+                    Ok(r)
+                }
+            },
+        )
+        .await;
+        assert!(matches!(refused[0], Ok(1)));
+        assert!(matches!(refused[1], Err(StoreError::Corrupt(_))));
+        assert!(matches!(refused[2], Ok(3)));
+
+        let singles = AtomicUsize::new(0);
+        let outage = per_member(
+            vec![1, 2],
+            async { Err::<Vec<u32>, _>(StoreError::Database(sqlx::Error::PoolTimedOut)) },
+            |r: u32| {
+                singles.fetch_add(1, Ordering::SeqCst);
+                async move { Ok(r) }
+            },
+        )
+        .await;
+        assert_eq!(singles.load(Ordering::SeqCst), 0);
+        assert!(
+            outage
+                .iter()
+                .all(|r| r.as_ref().is_err_and(|e| e.is_transient()))
+        );
+    }
+}
