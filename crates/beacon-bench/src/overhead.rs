@@ -11,7 +11,9 @@ use clap::Args;
 
 use crate::litellm::LiteLlm;
 use crate::load::{PhaseResult, Pool, REGION, Route, Target};
-use crate::procs::{ChildEnv, RssSampler, Scratch, Service, cpu_ms, machine_busy_ms, rss_bytes};
+use crate::procs::{
+    ChildEnv, RssSampler, Scratch, Service, cpu_ms, machine_busy_ms, rss_bytes, run_queue_wait_ms,
+};
 use crate::report::{CpuUse, PathFigures, Report};
 use crate::stats::Summary;
 
@@ -214,12 +216,16 @@ impl Pids {
     /// be read), and the wall-clock time since `epoch`.
     fn cpu(&self, epoch: Instant) -> CpuUse {
         let ms = |pid| cpu_ms(pid).unwrap_or(0.0);
+        let wait = |pid| run_queue_wait_ms(pid).unwrap_or(0.0);
         CpuUse {
             router_ms: ms(self.router),
             sim_ms: ms(self.sim),
             generator_ms: ms(self.generator),
             machine_ms: machine_busy_ms().unwrap_or(0.0),
             wall_ms: epoch.elapsed().as_secs_f64() * 1000.0,
+            router_wait_ms: wait(self.router),
+            sim_wait_ms: wait(self.sim),
+            generator_wait_ms: wait(self.generator),
         }
     }
 }

@@ -31,6 +31,11 @@ pub struct CpuUse {
     pub generator_ms: f64,
     pub machine_ms: f64,
     pub wall_ms: f64,
+    /// Time the router's threads were runnable but waiting for a CPU (schedstat).
+    pub router_wait_ms: f64,
+    /// The same for the simulator and the load generator.
+    pub sim_wait_ms: f64,
+    pub generator_wait_ms: f64,
 }
 
 impl CpuUse {
@@ -41,6 +46,9 @@ impl CpuUse {
             generator_ms: self.generator_ms + o.generator_ms,
             machine_ms: self.machine_ms + o.machine_ms,
             wall_ms: self.wall_ms + o.wall_ms,
+            router_wait_ms: self.router_wait_ms + o.router_wait_ms,
+            sim_wait_ms: self.sim_wait_ms + o.sim_wait_ms,
+            generator_wait_ms: self.generator_wait_ms + o.generator_wait_ms,
         }
     }
 
@@ -51,6 +59,9 @@ impl CpuUse {
             generator_ms: self.generator_ms - o.generator_ms,
             machine_ms: self.machine_ms - o.machine_ms,
             wall_ms: self.wall_ms - o.wall_ms,
+            router_wait_ms: self.router_wait_ms - o.router_wait_ms,
+            sim_wait_ms: self.sim_wait_ms - o.sim_wait_ms,
+            generator_wait_ms: self.generator_wait_ms - o.generator_wait_ms,
         }
     }
 
@@ -66,6 +77,17 @@ impl CpuUse {
         }
         let us = |ms: f64| ms * 1000.0 / requests as f64;
         (us(self.router_ms), us(self.sim_ms), us(self.generator_ms))
+    }
+
+    /// Microseconds per request that (router, sim, generator) threads waited for a CPU.
+    fn wait_per_request_us(&self, requests: u64) -> (f64, f64, f64) {
+        let waits = CpuUse {
+            router_ms: self.router_wait_ms,
+            sim_ms: self.sim_wait_ms,
+            generator_ms: self.generator_wait_ms,
+            ..CpuUse::default()
+        };
+        waits.per_request_us(requests)
     }
 }
 
@@ -214,6 +236,12 @@ impl Report {
             self.background_share() * 100.0,
             self.cores,
         ));
+        let (_, dsw, dgw) = self.direct.cpu.wait_per_request_us(self.direct.sent);
+        let (rrw, rsw, rgw) = self.router.cpu.wait_per_request_us(self.router.sent);
+        line(format!(
+            "waiting for a CPU per request (us, run queue): direct: sim {dsw:.0}, generator \
+             {dgw:.0}; via router: router {rrw:.0}, sim {rsw:.0}, generator {rgw:.0}"
+        ));
         if self.background_share() > MAX_BACKGROUND_SHARE {
             line(format!(
                 "WARNING: other processes used {:.0} % of the machine during the run; the \
@@ -252,7 +280,9 @@ impl Report {
                    "max_ms": l.max, "mean_ms": l.mean,
                    "pickup_p99_ms": p.pickup.p99,
                    "cpu_ms": {"router": p.cpu.router_ms, "sim": p.cpu.sim_ms,
-                              "generator": p.cpu.generator_ms}})
+                              "generator": p.cpu.generator_ms},
+                   "run_queue_wait_ms": {"router": p.cpu.router_wait_ms,
+                              "sim": p.cpu.sim_wait_ms, "generator": p.cpu.generator_wait_ms}})
         };
         let (p50, p90, p99) = self.overhead();
         json!({

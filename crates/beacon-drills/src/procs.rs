@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-pub use crate::usage::{RssSampler, cpu_ms, machine_busy_ms, rss_bytes};
+pub use crate::usage::{RssSampler, cpu_ms, machine_busy_ms, rss_bytes, run_queue_wait_ms};
 
 /// How long a child may take to print its `listening on` line.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);

@@ -44,6 +44,26 @@ pub fn cpu_ms(pid: u32) -> Option<f64> {
     Some(parse_cpu_ticks(&stat)? as f64 * 1000.0 / USER_HZ)
 }
 
+/// The second field of a `/proc/<pid>/task/<tid>/schedstat` text: nanoseconds the
+/// thread has spent runnable but waiting for a CPU.
+fn parse_run_delay_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Time the threads of process `pid` have spent ready to run but waiting for a CPU
+/// (the scheduler's run queue), summed over its threads, in ms. `None` where
+/// schedstat is not available. Threads that have exited are no longer counted.
+pub fn run_queue_wait_ms(pid: u32) -> Option<f64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += parse_run_delay_ns(&text)?;
+        }
+    }
+    Some(total as f64 / 1e6)
+}
+
 /// Busy time of all CPUs together (user, nice, system, irq, softirq, steal) from the
 /// first line of a `/proc/stat` text, in clock ticks.
 fn parse_machine_busy_ticks(stat: &str) -> Option<u64> {
@@ -106,6 +126,16 @@ impl RssSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_delay_is_the_second_schedstat_field() {
+        assert_eq!(
+            parse_run_delay_ns("201527582 6318081 373\n"),
+            Some(6_318_081)
+        );
+        assert_eq!(parse_run_delay_ns("12"), None);
+        assert!(run_queue_wait_ms(std::process::id()).is_some_and(|ms| ms >= 0.0));
+    }
 
     #[test]
     fn reads_cpu_ticks_after_the_command_name() {

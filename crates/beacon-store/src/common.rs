@@ -418,6 +418,20 @@ fn error_code_of(failure: Option<&Failure>, fallback: Option<&str>) -> Option<St
         .or_else(|| fallback.map(str::to_string))
 }
 
+/// A write's executions must be distinct: two writes of one execution in one
+/// statement would race each other inside it.
+pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(StoreError::Corrupt(format!(
+                "execution {id} appears twice in one group write"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,18 +503,4 @@ mod tests {
         assert_eq!(lease_until(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
         assert!(lease_until(now, Duration::from_secs(30)) > now);
     }
-}
-
-/// A write's executions must be distinct: two writes of one execution in one
-/// statement would race each other inside it.
-pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Result<()> {
-    let mut seen = HashSet::new();
-    for id in ids {
-        if !seen.insert(id) {
-            return Err(StoreError::Corrupt(format!(
-                "execution {id} appears twice in one group write"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -11,6 +11,7 @@ mod calls;
 mod cpu;
 mod db;
 mod measure;
+mod median;
 mod report;
 mod report_load;
 mod scenarios;
@@ -64,6 +65,10 @@ pub struct RunnerArgs {
     /// regions x runs).
     #[arg(long, default_value_t = 900)]
     pub executions: u64,
+    /// Orchestration and write path: how many times each is measured (a fresh stack
+    /// each time); judged on the median run.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
     /// Orchestration: the simulators' service time per call.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub latency: Duration,
@@ -133,11 +138,17 @@ pub async fn run(args: RunnerArgs) -> anyhow::Result<bool> {
     let mut reports = Vec::new();
     for &backend in args.backend.0 {
         if wants(Measurement::Orchestration) {
-            for &c in &args.concurrency {
+            for (&c, run) in args
+                .concurrency
+                .iter()
+                .flat_map(|c| (1..=args.runs).map(move |r| (c, r)))
+            {
                 note(&format!(
-                    "orchestration on {backend}, C = {c}, {} executions, {} ms simulators",
+                    "orchestration on {backend}, C = {c}, {} executions, {} ms simulators \
+                     (run {run} of {})",
                     orchestration_shape.executions(),
-                    args.latency.as_millis()
+                    args.latency.as_millis(),
+                    args.runs
                 ));
                 let o =
                     scenarios::orchestration(&ctx, backend, c, args.latency, &orchestration_shape)
@@ -145,11 +156,13 @@ pub async fn run(args: RunnerArgs) -> anyhow::Result<bool> {
                 report.orchestration.push(o);
             }
         }
-        if wants(Measurement::Throughput) {
+        for run in (1..=args.runs).filter(|_| wants(Measurement::Throughput)) {
             note(&format!(
-                "write path on {backend}, C = {}, {} executions, zero-latency simulators",
+                "write path on {backend}, C = {}, {} executions, zero-latency simulators \
+                 (run {run} of {})",
                 args.throughput_concurrency,
-                throughput_shape.executions()
+                throughput_shape.executions(),
+                args.runs
             ));
             let t = scenarios::throughput(
                 &ctx,
@@ -208,6 +221,9 @@ fn validate(args: &RunnerArgs) -> anyhow::Result<()> {
         if poll < Duration::from_millis(1) || poll > Duration::from_secs(5) {
             bail!("{flag} must be in [1ms, 5s]");
         }
+    }
+    if args.runs == 0 || args.runs > 20 {
+        bail!("--runs must be in [1, 20]");
     }
     if args.big_run.is_zero() {
         bail!("--big-run must be above 0");

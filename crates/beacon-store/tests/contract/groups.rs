@@ -174,7 +174,7 @@ contract_test!(a_group_is_all_or_nothing, |store| {
         assert!(store.list_attempts(e).await.unwrap().is_empty());
     }
     store
-        .start_attempts(&[e0.clone()], "owner", t0())
+        .start_attempts(std::slice::from_ref(&e0), "owner", t0())
         .await
         .unwrap();
     let twice = [completed(&e0, 1, t0()), completed(&e0, 1, t0())];
