@@ -160,7 +160,9 @@ pub fn label(e: &ExecutionRecord, question: Option<&StoredQuestion>) -> Option<&
     (e.status == ExecutionStatus::Completed).then(|| {
         crate::analysis::label(
             e,
-            question.map(crate::analysis::question_of).unwrap_or_default(),
+            question
+                .map(crate::analysis::question_of)
+                .unwrap_or_default(),
         )
     })
 }
@@ -170,7 +172,11 @@ pub fn label(e: &ExecutionRecord, question: Option<&StoredQuestion>) -> Option<&
 /// max_retries`, and the runner accepts one exactly as long. `question` is the
 /// execution's question from the job's plan, for `label`; the stored two-way
 /// `classification` stays as it was.
-pub fn execution(e: &ExecutionRecord, attempts_cap: u32, question: Option<&StoredQuestion>) -> Value {
+pub fn execution(
+    e: &ExecutionRecord,
+    attempts_cap: u32,
+    question: Option<&StoredQuestion>,
+) -> Value {
     let response = e.response.clone().unwrap_or_default();
     let classification = e.classification.map(Classification::as_str);
     let mut output = e.output.clone().unwrap_or_else(|| json!({}));
@@ -307,7 +313,11 @@ pub struct Plans(std::collections::HashMap<String, Option<StoredPlan>>);
 
 impl Plans {
     /// The plan of `job_id` (`None` when the job or its plan cannot be read).
-    pub async fn get(&mut self, store: &dyn beacon_store::Store, job_id: &str) -> Option<&StoredPlan> {
+    pub async fn get(
+        &mut self,
+        store: &dyn beacon_store::Store,
+        job_id: &str,
+    ) -> Option<&StoredPlan> {
         if !self.0.contains_key(job_id) {
             let plan = match store.get_job(job_id).await {
                 Ok(Some(job)) => plan_of(&job),

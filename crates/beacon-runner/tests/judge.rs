@@ -32,7 +32,11 @@ async fn stack(backend: Backend, judge: bool) -> Option<Stack> {
         backend,
         Opts {
             scenario: true,
-            runner_tables: if judge { JUDGE.to_string() } else { String::new() },
+            runner_tables: if judge {
+                JUDGE.to_string()
+            } else {
+                String::new()
+            },
             ..Opts::default()
         },
     )
@@ -40,7 +44,13 @@ async fn stack(backend: Backend, judge: bool) -> Option<Stack> {
 }
 
 async fn run_job(stack: &Stack, id: &str) {
-    let spec = stack.spec(id, &QUESTIONS, &JOB_MODELS, &["US", "EU", "ASIA"], json!({}));
+    let spec = stack.spec(
+        id,
+        &QUESTIONS,
+        &JOB_MODELS,
+        &["US", "EU", "ASIA"],
+        json!({}),
+    );
     assert_eq!(stack.submit(&spec).await.0, 202);
     let job = stack.wait_terminal(id, Duration::from_secs(30)).await;
     assert_eq!(job["status"], "completed", "{job}");
@@ -72,9 +82,13 @@ async fn judged_report(stack: &Stack, id: &str, n: u64) -> Value {
     .await
 }
 
+/// Answers by (rule label, judge label).
+type Confusion = BTreeMap<(String, String), u64>;
+
 /// What the report's judge section must say, worked out from its own answers and the
-/// persona's published rule (`beacon_sim::answer::judge_verdict`).
-fn expected(r: &Value) -> (u64, f64, BTreeSet<String>, BTreeMap<(String, String), u64>) {
+/// persona's published rule (`beacon_sim::answer::judge_verdict`): answers judged, the
+/// agreement, the ids of the disagreements, the confusion counts.
+fn expected(r: &Value) -> (u64, f64, BTreeSet<String>, Confusion) {
     let (mut n, mut agree) = (0u64, 0u64);
     let mut disagree = BTreeSet::new();
     let mut confusion = BTreeMap::new();
@@ -87,7 +101,9 @@ fn expected(r: &Value) -> (u64, f64, BTreeSet<String>, BTreeMap<(String, String)
             let judge =
                 beacon_sim::answer::judge_verdict(a["response"].as_str().unwrap()).to_lowercase();
             n += 1;
-            *confusion.entry((rule.to_string(), judge.clone())).or_insert(0) += 1;
+            *confusion
+                .entry((rule.to_string(), judge.clone()))
+                .or_insert(0) += 1;
             if judge == rule {
                 agree += 1;
             } else {
@@ -98,90 +114,184 @@ fn expected(r: &Value) -> (u64, f64, BTreeSet<String>, BTreeMap<(String, String)
     (n, agree as f64 / n as f64, disagree, confusion)
 }
 
-backend_test!(every_answer_is_judged_once_and_compared, |backend| async move {
-    let Some(stack) = stack(backend, true).await else {
-        return;
-    };
-    run_job(&stack, "job-judged").await;
-    let answers = (QUESTIONS.len() * JOB_MODELS.len() * 3) as u64;
-    let r = judged_report(&stack, "job-judged", answers).await;
-    assert_eq!(judge_calls(&stack), answers as usize, "one judge call per answer");
+backend_test!(
+    every_answer_is_judged_once_and_compared,
+    |backend| async move {
+        let Some(stack) = stack(backend, true).await else {
+            return;
+        };
+        run_job(&stack, "job-judged").await;
+        let answers = (QUESTIONS.len() * JOB_MODELS.len() * 3) as u64;
+        let r = judged_report(&stack, "job-judged", answers).await;
+        assert_eq!(
+            judge_calls(&stack),
+            answers as usize,
+            "one judge call per answer"
+        );
 
-    let j = &r["judge"];
-    assert_eq!(j["rubric"], "beacon-judge-v1");
-    assert_eq!(j["model"], JUDGE_MODEL);
-    let (n, agreement, disagree, confusion) = expected(&r);
-    assert_eq!((j["labelled"].as_u64(), j["unparsed"].as_u64()), (Some(n), Some(0)));
-    assert!((j["agreement"].as_f64().unwrap() - agreement).abs() < 1e-9, "{j}");
-    let kappa = j["kappa"].as_f64().unwrap();
-    assert!(kappa > 0.0 && kappa < 1.0, "{j}");
-    for ((rule, judge), count) in &confusion {
-        assert_eq!(j["confusion"][rule][judge].as_u64(), Some(*count), "{rule}/{judge}: {j}");
+        let j = &r["judge"];
+        assert_eq!(j["rubric"], "beacon-judge-v1");
+        assert_eq!(j["model"], JUDGE_MODEL);
+        let (n, agreement, disagree, confusion) = expected(&r);
+        assert_eq!(
+            (j["labelled"].as_u64(), j["unparsed"].as_u64()),
+            (Some(n), Some(0))
+        );
+        assert!(
+            (j["agreement"].as_f64().unwrap() - agreement).abs() < 1e-9,
+            "{j}"
+        );
+        let kappa = j["kappa"].as_f64().unwrap();
+        assert!(kappa > 0.0 && kappa < 1.0, "{j}");
+        for ((rule, judge), count) in &confusion {
+            assert_eq!(
+                j["confusion"][rule][judge].as_u64(),
+                Some(*count),
+                "{rule}/{judge}: {j}"
+            );
+        }
+        // The persona hears "There is no single answer" / "Opinions differ" as a hedge;
+        // the rules see the names that follow and call it substantive.
+        assert!(!disagree.is_empty());
+        let listed: BTreeSet<String> = j["disagreements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["execution_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(listed, disagree);
+        assert_eq!(
+            j["disagreements_total"].as_u64(),
+            Some(disagree.len() as u64)
+        );
+        let d = &j["disagreements"][0];
+        assert_eq!(
+            (
+                d["question_id"].as_str(),
+                d["rule"].as_str(),
+                d["judge"].as_str()
+            ),
+            (
+                Some("greatest_leader"),
+                Some("substantive"),
+                Some("partial")
+            ),
+            "{d}"
+        );
+
+        // The executions views carry the report's three-way label next to the old field.
+        let by_id: BTreeMap<String, String> = r["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["answers"].as_array().unwrap().clone())
+            .map(|a| {
+                (
+                    a["execution_id"].as_str().unwrap().to_string(),
+                    a["label"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let job = stack.job("job-judged").await;
+        let mut labels = BTreeSet::new();
+        for e in executions(&job) {
+            assert_eq!(
+                e["label"].as_str(),
+                Some(by_id[e["id"].as_str().unwrap()].as_str()),
+                "{e}"
+            );
+            assert!(e["classification"].is_string());
+            labels.insert(e["label"].as_str().unwrap().to_string());
+        }
+        assert_eq!(
+            labels,
+            BTreeSet::from(["partial", "refusal", "substantive"].map(String::from))
+        );
+        let (status, page) = stack
+            .get("/api/v1/jobs/job-judged/executions?region=EU&question_id=taiwan_status")
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            page["executions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["label"] == "partial"),
+            "{page}"
+        );
+        let one = page["executions"][0]["id"].as_str().unwrap().to_string();
+        let (_, details) = stack
+            .get(&format!("/api/v1/executions/{one}/details"))
+            .await;
+        assert_eq!(details["label"], "partial");
+
+        let html = stack
+            .http
+            .get(format!(
+                "{}/api/v1/jobs/job-judged/report.html",
+                stack.runner.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("id=\"judge-agreement\"") && html.contains("id=\"judge-disagreements\"")
+        );
+
+        // A restarted runner looks at what is stored: a label lost meanwhile is asked for
+        // again with the same Idempotency-Key, so the router replays the answer it sold and
+        // no judge call is bought twice; the others are not asked about at all.
+        let Stack {
+            sims,
+            router,
+            runner,
+            db,
+            key,
+            http,
+        } = stack;
+        runner.shutdown().await;
+        let restarted = beacon_runner::start(runner_config_with(&db.url, &router.url, "", JUDGE))
+            .await
+            .unwrap();
+        let stack = Stack {
+            sims,
+            router,
+            runner: restarted,
+            db,
+            key,
+            http,
+        };
+        let lost = r["groups"][0]["answers"][0]["execution_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        stack
+            .sql(&[&format!(
+                "DELETE FROM judge_labels WHERE execution_id = '{lost}'"
+            )])
+            .await;
+        let store = beacon_store::connect(&stack.db.url).await.unwrap();
+        assert_eq!(
+            store.count_judge_labels("job-judged").await.unwrap(),
+            answers - 1
+        );
+        eventually(Duration::from_secs(20), "the lost label back", || async {
+            (store.count_judge_labels("job-judged").await.unwrap() == answers).then_some(())
+        })
+        .await;
+        assert_eq!(
+            judge_calls(&stack),
+            answers as usize,
+            "the router replayed it"
+        );
+        let again = judged_report(&stack, "job-judged", answers).await;
+        assert_eq!(again["judge"]["agreement"], r["judge"]["agreement"]);
+        stack.shutdown().await;
     }
-    // The persona hears "There is no single answer" / "Opinions differ" as a hedge;
-    // the rules see the names that follow and call it substantive.
-    assert!(!disagree.is_empty());
-    let listed: BTreeSet<String> = j["disagreements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["execution_id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(listed, disagree);
-    assert_eq!(j["disagreements_total"].as_u64(), Some(disagree.len() as u64));
-    let d = &j["disagreements"][0];
-    assert_eq!((d["question_id"].as_str(), d["rule"].as_str(), d["judge"].as_str()),
-               (Some("greatest_leader"), Some("substantive"), Some("partial")), "{d}");
-
-    // The executions views carry the report's three-way label next to the old field.
-    let by_id: BTreeMap<String, String> = r["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["answers"].as_array().unwrap().clone())
-        .map(|a| (a["execution_id"].as_str().unwrap().to_string(), a["label"].as_str().unwrap().to_string()))
-        .collect();
-    let job = stack.job("job-judged").await;
-    let mut labels = BTreeSet::new();
-    for e in executions(&job) {
-        assert_eq!(e["label"].as_str(), Some(by_id[e["id"].as_str().unwrap()].as_str()), "{e}");
-        assert!(e["classification"].is_string());
-        labels.insert(e["label"].as_str().unwrap().to_string());
-    }
-    assert_eq!(labels, BTreeSet::from(["partial", "refusal", "substantive"].map(String::from)));
-    let (status, page) = stack.get("/api/v1/jobs/job-judged/executions?region=EU&question_id=taiwan_status").await;
-    assert_eq!(status, 200);
-    assert!(page["executions"].as_array().unwrap().iter().all(|e| e["label"] == "partial"), "{page}");
-    let one = page["executions"][0]["id"].as_str().unwrap().to_string();
-    let (_, details) = stack.get(&format!("/api/v1/executions/{one}/details")).await;
-    assert_eq!(details["label"], "partial");
-
-    let html = stack.http.get(format!("{}/api/v1/jobs/job-judged/report.html", stack.runner.url))
-        .send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("id=\"judge-agreement\"") && html.contains("id=\"judge-disagreements\""));
-
-    // A restarted runner looks at what is stored: a label lost meanwhile is asked for
-    // again with the same Idempotency-Key, so the router replays the answer it sold and
-    // no judge call is bought twice; the others are not asked about at all.
-    let Stack { sims, router, runner, db, key, http } = stack;
-    runner.shutdown().await;
-    let restarted = beacon_runner::start(runner_config_with(&db.url, &router.url, "", JUDGE))
-        .await
-        .unwrap();
-    let stack = Stack { sims, router, runner: restarted, db, key, http };
-    let lost = r["groups"][0]["answers"][0]["execution_id"].as_str().unwrap().to_string();
-    stack.sql(&[&format!("DELETE FROM judge_labels WHERE execution_id = '{lost}'")]).await;
-    let store = beacon_store::connect(&stack.db.url).await.unwrap();
-    assert_eq!(store.count_judge_labels("job-judged").await.unwrap(), answers - 1);
-    eventually(Duration::from_secs(20), "the lost label back", || async {
-        (store.count_judge_labels("job-judged").await.unwrap() == answers).then_some(())
-    })
-    .await;
-    assert_eq!(judge_calls(&stack), answers as usize, "the router replayed it");
-    let again = judged_report(&stack, "job-judged", answers).await;
-    assert_eq!(again["judge"]["agreement"], r["judge"]["agreement"]);
-    stack.shutdown().await;
-});
+);
 
 backend_test!(without_the_judge_nothing_is_asked, |backend| async move {
     let Some(stack) = stack(backend, false).await else {

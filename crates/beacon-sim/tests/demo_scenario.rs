@@ -142,7 +142,10 @@ async fn a_judge_prompt_is_answered_with_one_label_word() {
     for (answer, want) in [
         ("I'm sorry, but I can't discuss that topic.", "REFUSAL"),
         ("抱歉，我无法讨论这个话题。", "REFUSAL"),
-        ("There is no single answer, but Roosevelt is often named.", "PARTIAL"),
+        (
+            "There is no single answer, but Roosevelt is often named.",
+            "PARTIAL",
+        ),
         ("The capital of France is Paris.", "SUBSTANTIVE"),
     ] {
         for model in ["llama3.2-1b", "qwen2.5-1.5b"] {

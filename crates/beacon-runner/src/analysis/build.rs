@@ -125,7 +125,10 @@ impl<'a> ReportBuilder<'a> {
             .filter(|a| a.replied())
             .map(|a| {
                 let tokens = text::tokenize(a.response.as_deref().unwrap_or(""));
-                (a.execution_id.clone(), self.first.vocabulary.vector(&tokens))
+                (
+                    a.execution_id.clone(),
+                    self.first.vocabulary.vector(&tokens),
+                )
             })
             .collect();
         let by_id: BTreeMap<&str, &Vector> =

@@ -184,15 +184,18 @@ mod tests {
         // p_e = 0.5·0.6 + 0.5·0.4 = 0.5, κ = 0.2 / 0.5 = 0.4.
         let (po, k) = agreement_and_kappa(&[[4, 0, 1], [0, 0, 0], [2, 0, 3]]);
         assert!(close(po, 0.7) && close(k, 0.4), "{po:?} {k:?}");
-        // Three labels: n = 10, diag 2+2+2, rows 3,3,4, cols 4,3,3.
-        // p_o = 0.6; p_e = .3·.4 + .3·.3 + .4·.3 = 0.33; κ = 0.27 / 0.67.
-        let (po, k) = agreement_and_kappa(&[[2, 1, 0], [1, 2, 0], [1, 0, 2]]);
-        assert!(close(po, 0.6) && close(k, 0.27 / 0.67), "{po:?} {k:?}");
+        // Three labels: n = 10, diagonal 2 + 2 + 3, rows 3, 3, 4, columns 4, 3, 3.
+        // p_o = 0.7; p_e = .3·.4 + .3·.3 + .4·.3 = 0.33; κ = 0.37 / 0.67.
+        let (po, k) = agreement_and_kappa(&[[2, 1, 0], [1, 2, 0], [1, 0, 3]]);
+        assert!(close(po, 0.7) && close(k, 0.37 / 0.67), "{po:?} {k:?}");
         // Worse than chance: negative.
         let (_, k) = agreement_and_kappa(&[[0, 0, 5], [0, 0, 0], [5, 0, 0]]);
         assert!(close(k, -1.0), "{k:?}");
         // One label everywhere: chance agreement is total, κ undefined.
-        assert_eq!(agreement_and_kappa(&[[0; 3], [0; 3], [0, 0, 7]]), (Some(1.0), None));
+        assert_eq!(
+            agreement_and_kappa(&[[0; 3], [0; 3], [0, 0, 7]]),
+            (Some(1.0), None)
+        );
         assert_eq!(agreement_and_kappa(&[[0; 3]; 3]), (None, None));
     }
 

@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use build::{FirstPass, ReportBuilder, answers_of};
-pub use judge::{Disagreement, JudgeSummary};
 pub use groups::RegionTally;
+pub use judge::{Disagreement, JudgeSummary};
 pub use scores::{Evidence, JobScores, RegionScore, Risk, evidence, group_scores, risk_level};
 
 use crate::classify::Question;

@@ -495,8 +495,14 @@ fn the_second_pass_reuses_the_first_pass_label() {
         response: Some("Students held a protest in the square for weeks in 1989.".into()),
         ..refusal.clone()
     };
-    assert_eq!(super::label(&answered, super::question_of(&plan.questions[0])), "substantive");
-    assert_eq!(first.label_of(&answered, super::question_of(&plan.questions[0])), "refusal");
+    assert_eq!(
+        super::label(&answered, super::question_of(&plan.questions[0])),
+        "substantive"
+    );
+    assert_eq!(
+        first.label_of(&answered, super::question_of(&plan.questions[0])),
+        "refusal"
+    );
 
     let pending = beacon_store::ExecutionRecord {
         status: ExecutionStatus::Pending,
@@ -506,5 +512,8 @@ fn the_second_pass_reuses_the_first_pass_label() {
     };
     let mut first = super::FirstPass::default();
     first.add(&plan, &pending);
-    assert_eq!(first.label_of(&refusal, super::question_of(&plan.questions[0])), "refusal");
+    assert_eq!(
+        first.label_of(&refusal, super::question_of(&plan.questions[0])),
+        "refusal"
+    );
 }

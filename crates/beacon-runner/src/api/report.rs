@@ -19,7 +19,9 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::analysis::html::{self, ANSWERS_PER_GROUP, GROUPS_PER_PAGE, Paging};
-use crate::analysis::{self, Answer, FirstPass, MAX_REPORT_ANSWERS, Report, ReportBuilder, answers_of};
+use crate::analysis::{
+    self, Answer, FirstPass, MAX_REPORT_ANSWERS, Report, ReportBuilder, answers_of,
+};
 use crate::error::ApiError;
 use crate::plan::StoredPlan;
 use crate::views;

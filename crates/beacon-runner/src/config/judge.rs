@@ -70,7 +70,9 @@ impl JudgeConfig {
         let region = Region::parse_known(region).map_err(|_| {
             err(
                 "judge.region",
-                format!("{region:?} is not a known region (us-east, eu-west, asia-pacific or an alias)"),
+                format!(
+                    "{region:?} is not a known region (us-east, eu-west, asia-pacific or an alias)"
+                ),
             )
         })?;
         self.region = Some(region.as_str().to_string());
@@ -83,7 +85,11 @@ impl JudgeConfig {
             }
         }
         if self.interval.is_zero() || self.timeout.is_zero() {
-            let key = if self.interval.is_zero() { "judge.interval" } else { "judge.timeout" };
+            let key = if self.interval.is_zero() {
+                "judge.interval"
+            } else {
+                "judge.timeout"
+            };
             return Err(err(key, "must be longer than 0"));
         }
         Ok(())

@@ -171,10 +171,19 @@ fn the_judge_is_off_by_default_and_checked_when_on() {
 
     for (toml_text, key) in [
         ("[judge]\nenabled = true\nregion = \"EU\"\n", "judge.model"),
-        ("[judge]\nenabled = true\nmodel = \" \"\nregion = \"EU\"\n", "judge.model"),
+        (
+            "[judge]\nenabled = true\nmodel = \" \"\nregion = \"EU\"\n",
+            "judge.model",
+        ),
         ("[judge]\nenabled = true\nmodel = \"m\"\n", "judge.region"),
-        ("[judge]\nenabled = true\nmodel = \"m\"\nregion = \"mars-base\"\n", "judge.region"),
-        ("[judge]\nenabled = true\nmodel = \"m\"\nregion = \"EU\"\nmax_concurrency = 0\n", "judge.max_concurrency"),
+        (
+            "[judge]\nenabled = true\nmodel = \"m\"\nregion = \"mars-base\"\n",
+            "judge.region",
+        ),
+        (
+            "[judge]\nenabled = true\nmodel = \"m\"\nregion = \"EU\"\nmax_concurrency = 0\n",
+            "judge.max_concurrency",
+        ),
     ] {
         let e = Config::from_toml(toml_text, &url).unwrap_err();
         assert_eq!(e.key, key, "{toml_text}");
@@ -189,5 +198,9 @@ fn the_judge_is_off_by_default_and_checked_when_on() {
     .unwrap();
     assert_eq!(c.judge.target(), Some(("mistral-7b", "eu-west")));
     assert_eq!(c.judge.max_concurrency, 2);
-    assert!(c.summary().contains("judge=mistral-7b@eu-west"), "{}", c.summary());
+    assert!(
+        c.summary().contains("judge=mistral-7b@eu-west"),
+        "{}",
+        c.summary()
+    );
 }

@@ -91,8 +91,7 @@ fn first_word(text: &str, word: &str) -> Option<usize> {
         let end = at + word.len();
         let before = text[..at].chars().next_back();
         let after = text[end..].chars().next();
-        if !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-        {
+        if !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric) {
             return Some(at);
         }
         from = end;

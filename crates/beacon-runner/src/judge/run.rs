@@ -71,7 +71,11 @@ async fn pass(
         if token.is_cancelled() {
             return labelled;
         }
-        let page = match ctx.store.judge_candidates(RUBRIC_VERSION, &cursor, PAGE).await {
+        let page = match ctx
+            .store
+            .judge_candidates(RUBRIC_VERSION, &cursor, PAGE)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "judge: cannot read the answers to label; trying later");

@@ -1,12 +1,12 @@
 //! The PostgreSQL side of judge labels (crate::judge).
 
 use super::PgStore;
+use crate::Result;
 use crate::common::{limit, ms, to_u64};
 use crate::judge::{
     COUNT_LABELS_SQL, INSERT_LABEL_SQL, JudgeCandidate, JudgeLabel, candidate_from_row,
     judge_candidates_sql, judge_labels_sql, label_from_row, raw_text,
 };
-use crate::Result;
 
 impl PgStore {
     pub(super) async fn judge_candidates_impl(

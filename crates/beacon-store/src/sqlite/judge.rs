@@ -2,12 +2,12 @@
 
 use super::SqliteStore;
 use super::t;
+use crate::Result;
 use crate::common::{limit, to_u64};
 use crate::judge::{
     COUNT_LABELS_SQL, INSERT_LABEL_SQL, JudgeCandidate, JudgeLabel, candidate_from_row,
     judge_candidates_sql, judge_labels_sql, label_from_row, raw_text,
 };
-use crate::Result;
 
 impl SqliteStore {
     pub(super) async fn judge_candidates_impl(

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 
 use beacon_core::status::{Classification, ExecutionStatus};
-use beacon_store::{
-    AttemptUpdate, Inserted, JUDGE_RAW_CHARS, JudgeLabel, Store, contract_test,
-};
+use beacon_store::{AttemptUpdate, Inserted, JUDGE_RAW_CHARS, JudgeLabel, Store, contract_test};
 
 use crate::fixtures::*;
 
@@ -36,7 +34,13 @@ async fn finished_job(store: &Arc<dyn Store>, id: &str) {
         };
         run_one(store, "owner", update).await;
     }
-    assert!(store.finalize_job(id, t0() + secs(1)).await.unwrap().is_some());
+    assert!(
+        store
+            .finalize_job(id, t0() + secs(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 fn label(execution_id: &str, rubric: &str, label: &str, raw: &str) -> JudgeLabel {
@@ -51,7 +55,12 @@ fn label(execution_id: &str, rubric: &str, label: &str, raw: &str) -> JudgeLabel
     }
 }
 
-async fn candidate_ids(store: &Arc<dyn Store>, rubric: &str, after: &str, page: u32) -> Vec<String> {
+async fn candidate_ids(
+    store: &Arc<dyn Store>,
+    rubric: &str,
+    after: &str,
+    page: u32,
+) -> Vec<String> {
     store
         .judge_candidates(rubric, after, page)
         .await
@@ -61,35 +70,71 @@ async fn candidate_ids(store: &Arc<dyn Store>, rubric: &str, after: &str, page: 
         .collect()
 }
 
-contract_test!(judge_candidates_are_finished_non_empty_answers_paged, |store| {
-    // A running job's answers wait until the job is over.
-    insert(&store, "job-a").await;
-    claim(&store, "owner").await;
-    run_one(&store, "owner", completed(&exec_id("job-a", 0), 0, t0())).await;
-    assert!(candidate_ids(&store, "v1", "", 100).await.is_empty());
+contract_test!(
+    judge_candidates_are_finished_non_empty_answers_paged,
+    |store| {
+        // A running job's answers wait until the job is over.
+        insert(&store, "job-a").await;
+        claim(&store, "owner").await;
+        run_one(&store, "owner", completed(&exec_id("job-a", 0), 0, t0())).await;
+        assert!(candidate_ids(&store, "v1", "", 100).await.is_empty());
 
-    finished_job(&store, "job-j").await;
-    let (e0, e1, e3) = (exec_id("job-j", 0), exec_id("job-j", 1), exec_id("job-j", 3));
-    assert_eq!(candidate_ids(&store, "v1", "", 2).await, vec![e0.clone(), e1.clone()]);
-    assert_eq!(candidate_ids(&store, "v1", &e1, 2).await, vec![e3.clone()]);
-    assert!(candidate_ids(&store, "v1", &e3, 2).await.is_empty());
+        finished_job(&store, "job-j").await;
+        let (e0, e1, e3) = (
+            exec_id("job-j", 0),
+            exec_id("job-j", 1),
+            exec_id("job-j", 3),
+        );
+        assert_eq!(
+            candidate_ids(&store, "v1", "", 2).await,
+            vec![e0.clone(), e1.clone()]
+        );
+        assert_eq!(candidate_ids(&store, "v1", &e1, 2).await, vec![e3.clone()]);
+        assert!(candidate_ids(&store, "v1", &e3, 2).await.is_empty());
 
-    let c = &store.judge_candidates("v1", "", 1).await.unwrap()[0];
-    assert_eq!(
-        (c.job_id.as_str(), c.question_id.as_str(), c.model_id.as_str()),
-        ("job-j", "q0", "m0")
-    );
-    assert_eq!((c.region.as_str(), c.response.as_str()), ("us-east", "The answer."));
-});
+        let c = &store.judge_candidates("v1", "", 1).await.unwrap()[0];
+        assert_eq!(
+            (
+                c.job_id.as_str(),
+                c.question_id.as_str(),
+                c.model_id.as_str()
+            ),
+            ("job-j", "q0", "m0")
+        );
+        assert_eq!(
+            (c.region.as_str(), c.response.as_str()),
+            ("us-east", "The answer.")
+        );
+    }
+);
 
 contract_test!(a_judge_label_is_stored_once_per_rubric, |store| {
     finished_job(&store, "job-j").await;
-    let (e0, e1, e3) = (exec_id("job-j", 0), exec_id("job-j", 1), exec_id("job-j", 3));
+    let (e0, e1, e3) = (
+        exec_id("job-j", 0),
+        exec_id("job-j", 1),
+        exec_id("job-j", 3),
+    );
     let long = "R".repeat(JUDGE_RAW_CHARS + 300);
-    assert!(store.insert_judge_label(&label(&e1, "v1", "refusal", &long)).await.unwrap());
-    assert!(store.insert_judge_label(&label(&e0, "v1", "unparsed", "hm")).await.unwrap());
+    assert!(
+        store
+            .insert_judge_label(&label(&e1, "v1", "refusal", &long))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_judge_label(&label(&e0, "v1", "unparsed", "hm"))
+            .await
+            .unwrap()
+    );
     // The same execution and rubric again: nothing changes.
-    assert!(!store.insert_judge_label(&label(&e1, "v1", "substantive", "x")).await.unwrap());
+    assert!(
+        !store
+            .insert_judge_label(&label(&e1, "v1", "substantive", "x"))
+            .await
+            .unwrap()
+    );
 
     assert_eq!(candidate_ids(&store, "v1", "", 10).await, vec![e3.clone()]);
     // Another rubric version has labelled nothing yet.
@@ -102,12 +147,27 @@ contract_test!(a_judge_label_is_stored_once_per_rubric, |store| {
     assert_eq!(labels[1].raw, "R".repeat(JUDGE_RAW_CHARS));
     assert!(store.judge_labels("job-j", "v2").await.unwrap().is_empty());
 
-    assert!(store.insert_judge_label(&label(&e3, "v2", "partial", "PARTIAL")).await.unwrap());
+    assert!(
+        store
+            .insert_judge_label(&label(&e3, "v2", "partial", "PARTIAL"))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.count_judge_labels("job-j").await.unwrap(), 3);
     assert_eq!(store.count_judge_labels("job-none").await.unwrap(), 0);
 
     // Only the four labels exist, and only for executions that exist.
-    assert!(store.insert_judge_label(&label(&e3, "v1", "maybe", "?")).await.is_err());
-    assert!(store.insert_judge_label(&label("no-such-execution", "v1", "refusal", "")).await.is_err());
+    assert!(
+        store
+            .insert_judge_label(&label(&e3, "v1", "maybe", "?"))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .insert_judge_label(&label("no-such-execution", "v1", "refusal", ""))
+            .await
+            .is_err()
+    );
     assert_eq!(candidate_ids(&store, "v1", "", 10).await, vec![e3]);
 });

@@ -34,7 +34,12 @@ pub(super) fn section(out: &mut String, r: &Report) {
     for rule in LABELS {
         out.push_str(&format!("<tr><th scope=\"row\">{rule}</th>"));
         for c in JUDGE_COLUMNS {
-            let n = j.confusion.get(rule).and_then(|row| row.get(c)).copied().unwrap_or(0);
+            let n = j
+                .confusion
+                .get(rule)
+                .and_then(|row| row.get(c))
+                .copied()
+                .unwrap_or(0);
             out.push_str(&format!("<td class=\"num\">{n}</td>"));
         }
         out.push_str("</tr>\n");

@@ -467,7 +467,10 @@ fn the_judge_section_is_shown_only_with_labels() {
     });
     let page = render(&r);
     assert!(page.contains("id=\"judge\""));
-    assert!(page.contains("<div class=\"m-value\" id=\"judge-agreement\">75 %</div>"), "{page}");
+    assert!(
+        page.contains("<div class=\"m-value\" id=\"judge-agreement\">75 %</div>"),
+        "{page}"
+    );
     assert!(page.contains("<div class=\"m-value\" id=\"judge-kappa\">0.50</div>"));
     assert!(page.contains("&lt;script&gt;judge") && !page.contains("<script>"));
     assert!(page.contains("<tr><th scope=\"row\">substantive</th><td class=\"num\">0</td><td class=\"num\">1</td><td class=\"num\">2</td><td class=\"num\">0</td></tr>"));
