@@ -265,6 +265,22 @@ backend_test!(
         // A restarted runner looks at what is stored: a label lost meanwhile is asked for
         // again with the same Idempotency-Key, so the router replays the answer it sold and
         // no judge call is bought twice; the others are not asked about at all.
+        let metrics = stack
+            .http
+            .get(format!("{}/metrics", stack.runner.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(&format!(
+                "beacon_runner_judge_calls_total{{outcome=\"labelled\"}} {answers}"
+            )),
+            "{metrics}"
+        );
+
         let Stack {
             sims,
             router,

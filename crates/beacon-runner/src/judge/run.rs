@@ -186,10 +186,12 @@ async fn label_one(
     let answer = match result {
         CallResult::Answer(a) => a,
         CallResult::Failed { failure, .. } if failure.transient => {
+            count(ctx, "transient_failure");
             tracing::debug!(execution = %c.execution_id, code = %failure.code, "judge call failed; trying later");
             return Step::Later;
         }
         CallResult::Failed { failure, .. } => {
+            count(ctx, "refused");
             tracing::error!(
                 execution = %c.execution_id,
                 code = %failure.code,
@@ -200,16 +202,32 @@ async fn label_one(
         }
     };
     let reply = answer.response.unwrap_or_default();
+    let verdict = rubric::parse(&reply);
+    count(
+        ctx,
+        if verdict == rubric::Verdict::Unparsed {
+            "unparsed"
+        } else {
+            "labelled"
+        },
+    );
     let label = JudgeLabel {
         execution_id: c.execution_id.clone(),
         rubric: RUBRIC_VERSION.to_string(),
-        label: rubric::parse(&reply).as_str().to_string(),
+        label: verdict.as_str().to_string(),
         model: model.to_string(),
         provider_id: answer.provider_used,
         raw: reply,
         created_at: chrono::Utc::now(),
     };
     store_label(ctx, &label, token).await
+}
+
+fn count(ctx: &Ctx, outcome: &'static str) {
+    ctx.metrics.inc(
+        "beacon_runner_judge_calls_total",
+        vec![("outcome", outcome.to_string())],
+    );
 }
 
 /// Stores a bought label, waiting out a database outage a little (the answer was paid
