@@ -340,3 +340,63 @@ backend_test!(without_the_judge_nothing_is_asked, |backend| async move {
     assert_eq!(store.count_judge_labels("job-plain").await.unwrap(), 0);
     stack.shutdown().await;
 });
+
+/// The judge's calls by outcome, from the runner's `/metrics`.
+async fn judge_outcome(stack: &Stack, outcome: &str) -> u64 {
+    let text = stack
+        .http
+        .get(format!("{}/metrics", stack.runner.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("beacon_runner_judge_calls_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+backend_test!(
+    a_judge_the_router_refuses_is_not_asked_again,
+    |backend| async move {
+        // A model no provider serves: the router answers NO_PROVIDER_FOR_MODEL, which
+        // trying again cannot change.
+        let Some(stack) = Stack::start(
+            backend,
+            Opts {
+                scenario: true,
+                runner_tables: JUDGE.replace("mistral-7b", "no-such-judge"),
+                ..Opts::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        run_job(&stack, "job-refused-1").await;
+        let answers = (QUESTIONS.len() * JOB_MODELS.len() * 3) as u64;
+        eventually(
+            Duration::from_secs(20),
+            "first job's answers refused",
+            || async { (judge_outcome(&stack, "refused").await >= answers).then_some(()) },
+        )
+        .await;
+        // A second job's answers are only reached by a later pass; by the time they
+        // are refused too, that pass has walked past the first job's answers without
+        // asking about them again.
+        run_job(&stack, "job-refused-2").await;
+        eventually(
+            Duration::from_secs(20),
+            "second job's answers refused",
+            || async { (judge_outcome(&stack, "refused").await >= 2 * answers).then_some(()) },
+        )
+        .await;
+        assert_eq!(judge_outcome(&stack, "refused").await, 2 * answers);
+        assert_eq!(judge_outcome(&stack, "labelled").await, 0);
+        let r = report(&stack, "job-refused-1").await;
+        assert!(r["judge"].is_null());
+        stack.shutdown().await;
+    }
+);
