@@ -33,8 +33,9 @@ enum Step {
     Labelled,
     /// Try again on a later pass (a transient router or store failure).
     Later,
-    /// Do not ask about this answer again in this process.
-    Skip,
+    /// Do not ask about this answer again in this process; with the router's refusal
+    /// (code, message) when that is why.
+    Skip(Option<(String, String)>),
     Interrupted,
 }
 
@@ -44,9 +45,9 @@ pub async fn run(ctx: Arc<Ctx>, cfg: JudgeConfig, token: CancellationToken) {
         return;
     };
     tracing::info!(model, region, rubric = RUBRIC_VERSION, "judge started");
-    let mut skip: HashSet<String> = HashSet::new();
+    let mut state = State::default();
     loop {
-        let labelled = pass(&ctx, &cfg, &mut skip, &token).await;
+        let labelled = pass(&ctx, &cfg, &mut state, &token).await;
         if labelled > 0 {
             tracing::info!(labelled, "judge pass done");
         }
@@ -57,13 +58,18 @@ pub async fn run(ctx: Arc<Ctx>, cfg: JudgeConfig, token: CancellationToken) {
     }
 }
 
+/// What the task remembers between passes (nothing a restart needs).
+#[derive(Default)]
+struct State {
+    /// Answers not to ask about again: refused by the router, or empty by the rules.
+    skip: HashSet<String>,
+    /// Refusal codes already logged: a broken judge logs each reason once, not once
+    /// per answer.
+    logged: HashSet<String>,
+}
+
 /// One walk over the answers waiting for a label; returns how many it labelled.
-async fn pass(
-    ctx: &Ctx,
-    cfg: &JudgeConfig,
-    skip: &mut HashSet<String>,
-    token: &CancellationToken,
-) -> u64 {
+async fn pass(ctx: &Ctx, cfg: &JudgeConfig, state: &mut State, token: &CancellationToken) -> u64 {
     let mut plans: HashMap<String, Option<Arc<StoredPlan>>> = HashMap::new();
     let mut cursor = String::new();
     let mut labelled = 0;
@@ -88,7 +94,7 @@ async fn pass(
         cursor = last.execution_id.clone();
         let mut work = Vec::new();
         for c in page {
-            if skip.contains(&c.execution_id) {
+            if state.skip.contains(&c.execution_id) {
                 continue;
             }
             let plan = plan_of(ctx, &mut plans, &c.job_id).await;
@@ -97,7 +103,7 @@ async fn pass(
             // The stored classification is from the rules of its day: an answer the
             // current rules find empty is not judged (the report does not either).
             if crate::classify::judge(&c.response, rule_q).is_none() {
-                skip.insert(c.execution_id.clone());
+                state.skip.insert(c.execution_id.clone());
                 continue;
             }
             let text = question.map_or(c.question_id.clone(), |q| q.text.clone());
@@ -115,8 +121,19 @@ async fn pass(
         for (id, step) in steps {
             match step {
                 Step::Labelled => labelled += 1,
-                Step::Skip => {
-                    skip.insert(id);
+                Step::Skip(refusal) => {
+                    if let Some((code, message)) = refusal {
+                        if state.logged.insert(code.clone()) {
+                            tracing::error!(
+                                execution = %id,
+                                code = %code,
+                                message = %message,
+                                "the router refuses judge calls; answers refused so are not asked \
+                                 about again by this process (this reason is logged once)"
+                            );
+                        }
+                    }
+                    state.skip.insert(id);
                 }
                 Step::Later => {}
                 Step::Interrupted => return labelled,
@@ -153,7 +170,7 @@ async fn label_one(
     token: &CancellationToken,
 ) -> Step {
     let Some((model, region)) = cfg.target() else {
-        return Step::Skip;
+        return Step::Skip(None);
     };
     // The same breaker as job calls: a router that is down gets no judge calls either.
     let permit = tokio::select! {
@@ -192,13 +209,7 @@ async fn label_one(
         }
         CallResult::Failed { failure, .. } => {
             count(ctx, "refused");
-            tracing::error!(
-                execution = %c.execution_id,
-                code = %failure.code,
-                message = %failure.message,
-                "judge call refused; this answer is not asked about again by this process"
-            );
-            return Step::Skip;
+            return Step::Skip(Some((failure.code.to_string(), failure.message)));
         }
     };
     let reply = answer.response.unwrap_or_default();
@@ -248,7 +259,7 @@ async fn store_label(ctx: &Ctx, label: &JudgeLabel, token: &CancellationToken) -
             }
             Err(e) => {
                 tracing::error!(execution = %label.execution_id, error = %e, "judge: the database refused a label");
-                return Step::Skip;
+                return Step::Skip(None);
             }
         }
     }
