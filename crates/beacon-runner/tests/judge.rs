@@ -400,3 +400,43 @@ backend_test!(
         stack.shutdown().await;
     }
 );
+
+backend_test!(
+    two_instances_judging_buy_each_label_once,
+    |backend| async move {
+        let Some(stack) = stack(backend, true).await else {
+            return;
+        };
+        // A second instance on the same database and router, its judge on too: both
+        // find the same unlabelled answers and ask with the same Idempotency-Key; the
+        // router answers the second from the first's call, the store keeps one label.
+        let second = beacon_runner::start(runner_config_with(
+            &stack.db.url,
+            &stack.router.url,
+            "",
+            &JUDGE.replace("max_concurrency = 3", "max_concurrency = 8"),
+        ))
+        .await
+        .unwrap();
+        run_job(&stack, "job-two").await;
+        let answers = (QUESTIONS.len() * JOB_MODELS.len() * 3) as u64;
+        let r = judged_report(&stack, "job-two", answers).await;
+        assert_eq!(
+            judge_calls(&stack),
+            answers as usize,
+            "one paid call per answer"
+        );
+        let (_, page) = {
+            let resp = stack
+                .http
+                .get(format!("{}/api/v1/jobs/job-two/report", second.url))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        };
+        assert_eq!(page["judge"]["labelled"], r["judge"]["labelled"]);
+        second.shutdown().await;
+        stack.shutdown().await;
+    }
+);
