@@ -27,6 +27,8 @@ use crate::scheduler::Ctx;
 
 /// Candidates read from the store at a time.
 const PAGE: u32 = 64;
+/// An idle judge's wait grows to this many `interval`s (5 minutes at the default 10 s).
+const IDLE_FACTOR: u32 = 30;
 
 /// How one answer's turn ended.
 enum Step {
@@ -46,14 +48,23 @@ pub async fn run(ctx: Arc<Ctx>, cfg: JudgeConfig, token: CancellationToken) {
     };
     tracing::info!(model, region, rubric = RUBRIC_VERSION, "judge started");
     let mut state = State::default();
+    let mut wait = cfg.interval;
     loop {
-        let labelled = pass(&ctx, &cfg, &mut state, &token).await;
+        let (asked, labelled) = pass(&ctx, &cfg, &mut state, &token).await;
         if labelled > 0 {
             tracing::info!(labelled, "judge pass done");
         }
+        // Each pass reads every completed answer of finished jobs that lacks a label: a
+        // judge with nothing to do looks less and less often (doubling, up to
+        // IDLE_FACTOR intervals), and at `interval` again once there is work.
+        wait = if asked > 0 {
+            cfg.interval
+        } else {
+            (wait * 2).min(cfg.interval * IDLE_FACTOR)
+        };
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
@@ -68,14 +79,20 @@ struct State {
     logged: HashSet<String>,
 }
 
-/// One walk over the answers waiting for a label; returns how many it labelled.
-async fn pass(ctx: &Ctx, cfg: &JudgeConfig, state: &mut State, token: &CancellationToken) -> u64 {
+/// One walk over the answers waiting for a label; returns how many judge calls it made
+/// and how many labels it stored.
+async fn pass(
+    ctx: &Ctx,
+    cfg: &JudgeConfig,
+    state: &mut State,
+    token: &CancellationToken,
+) -> (u64, u64) {
     let mut plans: HashMap<String, Option<Arc<StoredPlan>>> = HashMap::new();
     let mut cursor = String::new();
-    let mut labelled = 0;
+    let (mut asked, mut labelled) = (0, 0);
     loop {
         if token.is_cancelled() {
-            return labelled;
+            return (asked, labelled);
         }
         let page = match ctx
             .store
@@ -85,11 +102,12 @@ async fn pass(ctx: &Ctx, cfg: &JudgeConfig, state: &mut State, token: &Cancellat
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "judge: cannot read the answers to label; trying later");
-                return labelled;
+                // Not idle: the database is away, look again at `interval`.
+                return (asked + 1, labelled);
             }
         };
         let Some(last) = page.last() else {
-            return labelled;
+            return (asked, labelled);
         };
         cursor = last.execution_id.clone();
         let mut work = Vec::new();
@@ -118,6 +136,7 @@ async fn pass(ctx: &Ctx, cfg: &JudgeConfig, state: &mut State, token: &Cancellat
             .buffer_unordered(max)
             .collect()
             .await;
+        asked += steps.len() as u64;
         for (id, step) in steps {
             match step {
                 Step::Labelled => labelled += 1,
@@ -136,7 +155,7 @@ async fn pass(ctx: &Ctx, cfg: &JudgeConfig, state: &mut State, token: &Cancellat
                     state.skip.insert(id);
                 }
                 Step::Later => {}
-                Step::Interrupted => return labelled,
+                Step::Interrupted => return (asked, labelled),
             }
         }
     }
