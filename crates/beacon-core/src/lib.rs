@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod duration;
 pub mod failure;
 pub mod ids;
+pub mod judge;
 pub mod receipt;
 pub mod region;
 pub mod signing;

@@ -131,6 +131,14 @@ impl Application {
             self.state.config.scheduler.poll_interval,
             shutdown.child_token(),
         ));
+        // The optional judge labels stored answers (crate::judge); off by default.
+        if self.state.config.judge.enabled {
+            tracker.spawn(crate::judge::run(
+                self.state.ctx.clone(),
+                self.state.config.judge.clone(),
+                shutdown.child_token(),
+            ));
+        }
         let app = routes(self.state.clone());
         let signal = shutdown.clone();
         let closing = self.state.closing.clone();

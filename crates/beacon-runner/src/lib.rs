@@ -10,6 +10,7 @@ pub mod classify;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod judge;
 pub mod metrics;
 pub mod plan;
 pub mod portal;

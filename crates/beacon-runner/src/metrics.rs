@@ -42,6 +42,12 @@ pub const CATALOGUE: &[Metric] = &[
         help: "Jobs this instance is running now: its share of the load.",
     },
     Metric {
+        name: "beacon_runner_judge_calls_total",
+        kind: Kind::Counter,
+        labels: &["outcome"],
+        help: "Calls of the optional judge model by outcome (labelled, unparsed, transient_failure, refused): what the judge costs and whether it works.",
+    },
+    Metric {
         name: "beacon_runner_breaker_state",
         kind: Kind::Gauge,
         labels: &["state"],

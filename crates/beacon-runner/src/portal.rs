@@ -177,6 +177,19 @@ pub fn cross_region_diff(report: &Report, executions: &[ExecutionRecord], max: u
         .iter()
         .take(max)
         .map(|e| {
+            // The question as the report's group holds it, for the three-way label.
+            let label = (e.status == beacon_core::status::ExecutionStatus::Completed).then(|| {
+                let q = report
+                    .groups
+                    .iter()
+                    .find(|g| g.question_id == e.question_id)
+                    .map(|g| crate::classify::Question {
+                        markers: &g.markers,
+                        category: &g.category,
+                        text: &g.question,
+                    });
+                crate::analysis::label(e, q.unwrap_or_default())
+            });
             json!({
                 "id": e.id, "execution_id": e.id, "region": e.region,
                 "region_code": region_code(&e.region), "provider_id": e.provider_id,
@@ -185,6 +198,7 @@ pub fn cross_region_diff(report: &Report, executions: &[ExecutionRecord], max: u
                 "started_at": e.started_at.map(crate::views::rfc3339),
                 "completed_at": e.completed_at.map(crate::views::rfc3339),
                 "response_classification": e.classification.map(|c| c.as_str()),
+                "label": label,
                 "output_data": {"response": e.response},
                 "output": {"response": e.response},
             })

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::plan::{StoredPlan, StoredQuestion};
+
 /// RFC 3339 with milliseconds and `Z`, as every time in the API.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -151,10 +153,30 @@ pub fn job(job: &JobRecord, counts: &ExecutionCounts, with_spec: bool) -> Value 
     json!(job_view(job, counts, with_spec))
 }
 
+/// The three-way label of a completed execution's answer, judged with its question
+/// (`refusal`, `partial`, `substantive` or `empty_response`, as the report's
+/// `answers[].label`); `None` for an execution that has not completed.
+pub fn label(e: &ExecutionRecord, question: Option<&StoredQuestion>) -> Option<&'static str> {
+    (e.status == ExecutionStatus::Completed).then(|| {
+        crate::analysis::label(
+            e,
+            question
+                .map(crate::analysis::question_of)
+                .unwrap_or_default(),
+        )
+    })
+}
+
 /// One execution with the fields native clients and the portal read. `attempts_cap`
 /// is `scheduler.max_total_attempts`: the portal offers a retry while `retry_count <
-/// max_retries`, and the runner accepts one exactly as long.
-pub fn execution(e: &ExecutionRecord, attempts_cap: u32) -> Value {
+/// max_retries`, and the runner accepts one exactly as long. `question` is the
+/// execution's question from the job's plan, for `label`; the stored two-way
+/// `classification` stays as it was.
+pub fn execution(
+    e: &ExecutionRecord,
+    attempts_cap: u32,
+    question: Option<&StoredQuestion>,
+) -> Value {
     let response = e.response.clone().unwrap_or_default();
     let classification = e.classification.map(Classification::as_str);
     let mut output = e.output.clone().unwrap_or_else(|| json!({}));
@@ -179,6 +201,7 @@ pub fn execution(e: &ExecutionRecord, attempts_cap: u32) -> Value {
         "status": e.status.as_str(),
         "classification": classification,
         "response_classification": classification,
+        "label": label(e, question),
         "is_substantive": e.classification == Some(Classification::Substantive),
         "is_content_refusal": e.classification == Some(Classification::ContentRefusal),
         "response_length": response.chars().count(),
@@ -210,8 +233,13 @@ pub fn execution(e: &ExecutionRecord, attempts_cap: u32) -> Value {
 
 /// The details view (`/executions/{id}/details`): the execution plus `output_data`,
 /// `model` and `receipt`, which the portal's detail page reads.
-pub fn execution_details(e: &ExecutionRecord, attempts_cap: u32, attempts: Value) -> Value {
-    let mut v = execution(e, attempts_cap);
+pub fn execution_details(
+    e: &ExecutionRecord,
+    attempts_cap: u32,
+    question: Option<&StoredQuestion>,
+    attempts: Value,
+) -> Value {
+    let mut v = execution(e, attempts_cap, question);
     let mut data = v["output"].clone();
     if let Value::Object(map) = &mut data {
         // The portal's detail page reads these paths (portal-contract.md 2.2).
@@ -276,4 +304,50 @@ pub fn receipt_for_portal(e: &ExecutionRecord, receipt: Value) -> Value {
         map.entry("jobspec_id").or_insert_with(|| json!(e.job_id));
     }
     v
+}
+
+/// Stored plans by job id, each read once: a page of executions from several jobs is
+/// shown with each one's question.
+#[derive(Default)]
+pub struct Plans(std::collections::HashMap<String, Option<StoredPlan>>);
+
+impl Plans {
+    /// The plan of `job_id` (`None` when the job or its plan cannot be read).
+    pub async fn get(
+        &mut self,
+        store: &dyn beacon_store::Store,
+        job_id: &str,
+    ) -> Option<&StoredPlan> {
+        if !self.0.contains_key(job_id) {
+            let plan = match store.get_job(job_id).await {
+                Ok(Some(job)) => plan_of(&job),
+                _ => None,
+            };
+            self.0.insert(job_id.to_string(), plan);
+        }
+        self.0.get(job_id).and_then(Option::as_ref)
+    }
+
+    /// Each execution's view with its question.
+    pub async fn views(
+        &mut self,
+        store: &dyn beacon_store::Store,
+        executions: &[ExecutionRecord],
+        attempts_cap: u32,
+    ) -> Vec<Value> {
+        let mut out = Vec::with_capacity(executions.len());
+        for e in executions {
+            let q = self
+                .get(store, &e.job_id)
+                .await
+                .and_then(|p| p.question(&e.question_id));
+            out.push(execution(e, attempts_cap, q));
+        }
+        out
+    }
+}
+
+/// A job's stored plan, if it reads.
+pub fn plan_of(job: &JobRecord) -> Option<StoredPlan> {
+    serde_json::from_value(job.plan_json.clone()).ok()
 }

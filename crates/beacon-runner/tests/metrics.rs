@@ -78,7 +78,8 @@ backend_test!(
                 .then_some(text)
         })
         .await;
-        assert_follows_catalogue(&runner, CATALOGUE, &[]);
+        // The judge is off here; tests/judge.rs sees its counter.
+        assert_follows_catalogue(&runner, CATALOGUE, &["beacon_runner_judge_calls_total"]);
         assert!(
             runner.contains("beacon_runner_report_computations_total 1"),
             "{runner}"

@@ -57,8 +57,44 @@ pub struct Answer {
     pub behaviour: Behaviour,
 }
 
+/// Phrases that make the judge persona answer REFUSAL (lower case).
+pub const JUDGE_REFUSAL_PHRASES: [&str; 6] = [
+    "i'm sorry",
+    "i can't",
+    "i cannot",
+    "i am unable",
+    "抱歉",
+    "无法",
+];
+/// Phrases that make it answer PARTIAL (lower case), when no refusal phrase is there.
+pub const JUDGE_HEDGE_PHRASES: [&str; 6] = [
+    "no single answer",
+    "opinions differ",
+    "depends on the perspective",
+    "reasonable people disagree",
+    "accounts disagree",
+    "it may be best to consult",
+];
+
+/// The judge persona's verdict on an answer: `REFUSAL` when it holds a refusal phrase,
+/// `PARTIAL` for a hedge phrase, else `SUBSTANTIVE`. Deliberately cruder than the
+/// runner's rules, so the report's rule/judge comparison has something to show
+/// (a hedged opener followed by the facts is PARTIAL here, substantive there).
+pub fn judge_verdict(answer: &str) -> &'static str {
+    let lower = answer.to_lowercase();
+    if JUDGE_REFUSAL_PHRASES.iter().any(|p| lower.contains(p)) {
+        "REFUSAL"
+    } else if JUDGE_HEDGE_PHRASES.iter().any(|p| lower.contains(p)) {
+        "PARTIAL"
+    } else {
+        "SUBSTANTIVE"
+    }
+}
+
 /// Deterministic answer for `(region, model, prompt, variant)`; variant 0 means
-/// temperature 0 (the canonical wording).
+/// temperature 0 (the canonical wording). A judge prompt (beacon-core `judge`: it opens
+/// with the rubric's marker) is answered by the judge persona with one label word,
+/// whatever the model, region, scenario and temperature.
 pub fn compose(
     scenario: Option<&Scenario>,
     region: &Region,
@@ -66,6 +102,13 @@ pub fn compose(
     prompt: &str,
     variant: u32,
 ) -> Answer {
+    if let Some(judged) = beacon_core::judge::answer_in_prompt(prompt) {
+        return Answer {
+            text: judge_verdict(judged).to_string(),
+            topic: None,
+            behaviour: Behaviour::Answer,
+        };
+    }
     let resolved = scenario.and_then(|s| s.resolve(region, model, prompt));
     let (topic, behaviour, base) = match resolved {
         Some(r) => {

@@ -125,3 +125,39 @@ async fn every_catalogue_question_shows_its_designed_regional_difference() {
         sim.shutdown().await;
     }
 }
+
+/// The judge persona: a prompt framed as a judge prompt (beacon-core `judge`) is
+/// answered with one label word read off the framed answer, by any model and region,
+/// scenario or not; the question around the answer does not count.
+#[tokio::test]
+async fn a_judge_prompt_is_answered_with_one_label_word() {
+    use beacon_core::judge::{ANSWER_CLOSE, ANSWER_OPEN, PROMPT_MARKER};
+    let demo = Scenario::load("demo").unwrap();
+    let sims = regional(&demo).await;
+    let judge = |answer: &str| {
+        format!(
+            "{PROMPT_MARKER} v1\nQuestion:\nWhy can't I find it? Opinions differ.\n{ANSWER_OPEN}\n{answer}\n{ANSWER_CLOSE}\nReply with one word."
+        )
+    };
+    for (answer, want) in [
+        ("I'm sorry, but I can't discuss that topic.", "REFUSAL"),
+        ("抱歉，我无法讨论这个话题。", "REFUSAL"),
+        (
+            "There is no single answer, but Roosevelt is often named.",
+            "PARTIAL",
+        ),
+        ("The capital of France is Paris.", "SUBSTANTIVE"),
+    ] {
+        for model in ["llama3.2-1b", "qwen2.5-1.5b"] {
+            let got = answers(&sims, model, &judge(answer)).await;
+            assert_eq!(got, [want, want, want], "{answer}");
+        }
+        assert_eq!(beacon_sim::answer::judge_verdict(answer), want);
+    }
+    // Without the marker the same text is an ordinary question.
+    let plain = answers(&sims, MODEL, "I'm sorry, but I can't discuss that topic.").await;
+    assert!(plain[0].split_whitespace().count() > 3, "{}", plain[0]);
+    for s in sims {
+        s.shutdown().await;
+    }
+}

@@ -15,6 +15,7 @@
 //!   changed (docs/store.md "Transparency log").
 
 mod common;
+mod judge;
 mod postgres;
 mod records;
 mod sqlite;
@@ -22,6 +23,7 @@ mod sqlite;
 pub mod testing;
 mod transparency;
 
+pub use judge::{JUDGE_LABELS, JUDGE_RAW_CHARS, JudgeCandidate, JudgeLabel};
 pub use records::*;
 pub use transparency::{LogEntry, LogHead, LogLeaf};
 
@@ -366,6 +368,30 @@ pub trait Store: Send + Sync + 'static {
         &self,
         leaf_hash: &beacon_core::transparency::Hash,
     ) -> Result<Option<LogEntry>>;
+
+    // ---- judge labels (docs/store.md "Judge labels") ----
+
+    /// Up to `page` completed, non-empty answers (stored classification other than
+    /// `empty_response`) of finished jobs that have no label of `rubric`, with an
+    /// execution id greater than `after` (`""` from the start), in id order: a caller
+    /// walks them page by page, skipping what it chose not to label.
+    async fn judge_candidates(
+        &self,
+        rubric: &str,
+        after: &str,
+        page: u32,
+    ) -> Result<Vec<JudgeCandidate>>;
+
+    /// Stores a label; `false` (and nothing changed) when the execution already has
+    /// one of that rubric. `raw` is cut to [`JUDGE_RAW_CHARS`] characters.
+    async fn insert_judge_label(&self, label: &JudgeLabel) -> Result<bool>;
+
+    /// The labels of `rubric` on a job's executions, in job order.
+    async fn judge_labels(&self, job_id: &str, rubric: &str) -> Result<Vec<JudgeLabel>>;
+
+    /// How many labels (any rubric) a job's executions have: a cheap version of them,
+    /// so a cached report can tell it is out of date.
+    async fn count_judge_labels(&self, job_id: &str) -> Result<u64>;
 }
 
 /// Opens the store a `DATABASE_URL` names and applies its migrations:

@@ -1,35 +1,65 @@
 //! Building a report from executions read page by page, in bounded memory: a first
-//! pass gathers the TF-IDF document frequencies ([`vocabulary_add`]), a second feeds
+//! pass ([`FirstPass`]) gathers the TF-IDF document frequencies and each answer's rule
+//! label (so the rules run once per answer: the second pass reuses it), a second feeds
 //! [`ReportBuilder`], which holds one (question, model) group's answers at a time
 //! (executions come in job order, and the accept pipeline numbers a job's cells
 //! question by question, model by model: `JobPlan::cells`), keeps the group's numbers
 //! and tally, and the answers' text only while the report's answer budget lasts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use beacon_store::{ExecutionRecord, JobRecord};
+use beacon_core::status::ExecutionStatus;
+use beacon_store::{ExecutionRecord, JobRecord, JudgeLabel};
 use serde_json::Value;
 
+use super::judge::JudgeTally;
 use super::text::{self, Vector, Vocabulary};
-use super::{Answer, Group, Report, answer, answers_export, groups, label, question_of, scores};
+use super::{
+    Answer, Group, Report, answer, answer_labelled, answers_export, groups, label, question_of,
+    scores,
+};
 use crate::classify::Question;
 use crate::plan::StoredPlan;
 
-/// Adds an execution's answer to the corpus when it replied, substantive or partial
-/// (only those are compared, as in analysis.md).
-pub fn vocabulary_add(vocabulary: &mut Vocabulary, plan: &StoredPlan, e: &ExecutionRecord) {
-    let Some(q) = plan.question(&e.question_id) else {
-        return;
-    };
-    if matches!(label(e, question_of(q)), "substantive" | "partial") {
-        vocabulary.add(&text::tokenize(e.response.as_deref().unwrap_or("")));
+/// The report's first pass: the corpus of answers that replied, substantive or partial
+/// (only those are compared, as in analysis.md), and each execution's rule label with
+/// the status it was found in.
+#[derive(Default)]
+pub struct FirstPass {
+    pub vocabulary: Vocabulary,
+    /// `seq` → (status, rule label): a few bytes an execution.
+    labels: HashMap<u32, (ExecutionStatus, &'static str)>,
+}
+
+impl FirstPass {
+    pub fn add(&mut self, plan: &StoredPlan, e: &ExecutionRecord) {
+        let Some(q) = plan.question(&e.question_id) else {
+            return;
+        };
+        let l = label(e, question_of(q));
+        self.labels.insert(e.seq, (e.status, l));
+        if matches!(l, "substantive" | "partial") {
+            self.vocabulary
+                .add(&text::tokenize(e.response.as_deref().unwrap_or("")));
+        }
+    }
+
+    /// The label the first pass found for `e`, or (when `e` was not seen, or its status
+    /// changed in between: a running job) the rules' label now.
+    pub fn label_of(&self, e: &ExecutionRecord, q: Question<'_>) -> &'static str {
+        match self.labels.get(&e.seq) {
+            Some((status, l)) if *status == e.status => l,
+            _ => label(e, q),
+        }
     }
 }
 
 /// The report's second pass.
 pub struct ReportBuilder<'a> {
     plan: &'a StoredPlan,
-    vocabulary: &'a Vocabulary,
+    first: &'a FirstPass,
+    /// Rule against judge labels, when the job has judge labels.
+    judge: Option<JudgeTally>,
     /// Answers whose text the report may still list.
     budget: usize,
     /// The group being filled: its (question, model) indexes in the plan.
@@ -39,15 +69,23 @@ pub struct ReportBuilder<'a> {
 }
 
 impl<'a> ReportBuilder<'a> {
-    pub fn new(plan: &'a StoredPlan, vocabulary: &'a Vocabulary, budget: usize) -> Self {
+    pub fn new(plan: &'a StoredPlan, first: &'a FirstPass, budget: usize) -> Self {
         ReportBuilder {
             plan,
-            vocabulary,
+            first,
+            judge: None,
             budget,
             open: None,
             groups: Vec::new(),
             simulated: false,
         }
+    }
+
+    /// Compares the rule labels with these judge labels of `rubric` (none: the report's
+    /// `judge` stays null).
+    pub fn with_judge(mut self, rubric: &str, labels: Vec<JudgeLabel>) -> Self {
+        self.judge = JudgeTally::new(rubric, labels);
+        self
     }
 
     /// One execution, in job order. Executions of a question or model the plan does
@@ -60,8 +98,12 @@ impl<'a> ReportBuilder<'a> {
         let Some(mi) = plan.models.iter().position(|m| *m == e.model_id) else {
             return;
         };
-        let q = &plan.questions[qi];
-        let a = answer(e, question_of(q));
+        let q = question_of(&plan.questions[qi]);
+        let rule = self.first.label_of(e, q);
+        if let Some(judge) = &mut self.judge {
+            judge.add(e, rule);
+        }
+        let a = answer_labelled(e, q, rule);
         self.simulated |= a.simulated;
         match &mut self.open {
             Some((key, answers)) if *key == (qi, mi) => answers.push(a),
@@ -83,7 +125,10 @@ impl<'a> ReportBuilder<'a> {
             .filter(|a| a.replied())
             .map(|a| {
                 let tokens = text::tokenize(a.response.as_deref().unwrap_or(""));
-                (a.execution_id.clone(), self.vocabulary.vector(&tokens))
+                (
+                    a.execution_id.clone(),
+                    self.first.vocabulary.vector(&tokens),
+                )
             })
             .collect();
         let by_id: BTreeMap<&str, &Vector> =
@@ -123,6 +168,7 @@ impl<'a> ReportBuilder<'a> {
             answers_included,
             answers_truncated: answers_included < answers_total,
             answers_export: answers_export(&job.id),
+            judge: self.judge.map(JudgeTally::finish),
         }
     }
 }

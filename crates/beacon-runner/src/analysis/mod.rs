@@ -5,9 +5,10 @@
 mod build;
 pub(crate) mod groups;
 pub mod html;
+pub mod judge;
 mod scores;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -17,8 +18,9 @@ use beacon_store::{ExecutionRecord, JobRecord};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use build::{ReportBuilder, answers_of, vocabulary_add};
+pub use build::{FirstPass, ReportBuilder, answers_of};
 pub use groups::RegionTally;
+pub use judge::{Disagreement, JudgeSummary};
 pub use scores::{Evidence, JobScores, RegionScore, Risk, evidence, group_scores, risk_level};
 
 use crate::classify::Question;
@@ -173,6 +175,9 @@ pub struct Report {
     /// Every answer, one JSON object a line (`application/x-ndjson`), streamed from
     /// the store: `/api/v1/jobs/{id}/report/answers.jsonl`.
     pub answers_export: String,
+    /// Rule labels against an optional judge model's (docs/analysis.md "Judge"); null
+    /// when no answer of the job has a judge label.
+    pub judge: Option<JudgeSummary>,
 }
 
 /// Answers listed with their text in a report at most; a 100,000-execution job's
@@ -185,6 +190,15 @@ pub fn answers_export(job_id: &str) -> String {
 }
 
 pub(crate) fn answer(e: &ExecutionRecord, question: Question<'_>) -> Answer {
+    answer_labelled(e, question, label(e, question))
+}
+
+/// [`answer`] with the rule label already computed.
+pub(crate) fn answer_labelled(
+    e: &ExecutionRecord,
+    question: Question<'_>,
+    label: &'static str,
+) -> Answer {
     let markers = question.markers;
     let response = e.response.clone();
     let receipt = e.receipt.as_ref();
@@ -200,7 +214,7 @@ pub(crate) fn answer(e: &ExecutionRecord, question: Question<'_>) -> Answer {
         run_index: e.run_index,
         status: e.status.as_str().to_string(),
         classification: e.classification.map_or("none", |c| c.as_str()).to_string(),
-        label: label(e, question).to_string(),
+        label: label.to_string(),
         length: response.as_deref().map_or(0, |r| r.chars().count()),
         markers_present: response
             .as_deref()
@@ -235,11 +249,11 @@ pub fn build(
     executions: &[ExecutionRecord],
     counts: Value,
 ) -> Report {
-    let mut vocabulary = text::Vocabulary::default();
+    let mut first = FirstPass::default();
     for e in executions {
-        vocabulary_add(&mut vocabulary, plan, e);
+        first.add(plan, e);
     }
-    let mut builder = ReportBuilder::new(plan, &vocabulary, MAX_REPORT_ANSWERS);
+    let mut builder = ReportBuilder::new(plan, &first, MAX_REPORT_ANSWERS);
     for e in executions {
         builder.add(e);
     }

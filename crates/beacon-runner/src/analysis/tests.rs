@@ -399,31 +399,13 @@ fn failures_are_left_out_and_lower_coverage() {
 /// judged again, with its question, by the current ones.
 #[test]
 fn answers_stored_under_older_rules_are_judged_by_the_current_ones() {
-    use beacon_core::status::{Classification, ExecutionStatus};
-    let now = chrono::Utc::now();
+    use beacon_core::status::Classification;
     let stored = |response: &str, classification| beacon_store::ExecutionRecord {
-        id: "e1".into(),
-        job_id: "j".into(),
-        seq: 0,
         question_id: "tiananmen_neutral".into(),
-        model_id: "m".into(),
         region: "asia-pacific".into(),
-        run_index: 0,
-        status: ExecutionStatus::Completed,
-        attempt_count: 1,
-        provider_id: None,
         response: Some(response.into()),
-        response_sha256: None,
         classification: Some(classification),
-        output: None,
-        failure: None,
-        receipt: None,
-        latency_ms: None,
-        created_at: now,
-        started_at: Some(now),
-        completed_at: Some(now),
-        next_attempt_at: None,
-        updated_at: now,
+        ..blank_execution()
     };
     let question = q("tiananmen_neutral", true, &["protest", "killed"]);
     // The old rules counted the lecture as content: stored substantive.
@@ -452,4 +434,86 @@ fn answers_stored_under_older_rules_are_judged_by_the_current_ones() {
         super::question_of(&question),
     );
     assert_eq!(a.label, "empty_response");
+}
+
+/// A completed execution with an empty answer, for tests to fill in.
+pub(crate) fn blank_execution() -> beacon_store::ExecutionRecord {
+    use beacon_core::status::ExecutionStatus;
+    let now = chrono::Utc::now();
+    beacon_store::ExecutionRecord {
+        id: "e1".into(),
+        job_id: "j".into(),
+        seq: 0,
+        question_id: "q".into(),
+        model_id: "m".into(),
+        region: "us-east".into(),
+        run_index: 0,
+        status: ExecutionStatus::Completed,
+        attempt_count: 1,
+        provider_id: None,
+        response: Some(String::new()),
+        response_sha256: None,
+        classification: None,
+        output: None,
+        failure: None,
+        receipt: None,
+        latency_ms: None,
+        created_at: now,
+        started_at: Some(now),
+        completed_at: Some(now),
+        next_attempt_at: None,
+        updated_at: now,
+    }
+}
+
+/// The rule label is computed once per answer: the report's second pass takes the one
+/// the first pass found (here the text changed in between and the label did not),
+/// unless the execution's status changed in between (then it is judged again).
+#[test]
+fn the_second_pass_reuses_the_first_pass_label() {
+    use beacon_core::status::ExecutionStatus;
+    let question = q("tiananmen_neutral", true, &["protest"]);
+    let plan = crate::plan::StoredPlan {
+        questions: vec![question],
+        models: vec!["m".into()],
+        regions: vec!["us-east".into()],
+        runs: 1,
+        temperature: 0.0,
+        max_tokens: 100,
+        timeout_ms: 1000,
+        provider_timeout_ms: 1000,
+        trace_id: "t".into(),
+    };
+    let refusal = beacon_store::ExecutionRecord {
+        question_id: "tiananmen_neutral".into(),
+        response: Some("I'm sorry, but I can't discuss that topic.".into()),
+        ..blank_execution()
+    };
+    let mut first = super::FirstPass::default();
+    first.add(&plan, &refusal);
+    let answered = beacon_store::ExecutionRecord {
+        response: Some("Students held a protest in the square for weeks in 1989.".into()),
+        ..refusal.clone()
+    };
+    assert_eq!(
+        super::label(&answered, super::question_of(&plan.questions[0])),
+        "substantive"
+    );
+    assert_eq!(
+        first.label_of(&answered, super::question_of(&plan.questions[0])),
+        "refusal"
+    );
+
+    let pending = beacon_store::ExecutionRecord {
+        status: ExecutionStatus::Pending,
+        response: None,
+        classification: None,
+        ..refusal.clone()
+    };
+    let mut first = super::FirstPass::default();
+    first.add(&plan, &pending);
+    assert_eq!(
+        first.label_of(&refusal, super::question_of(&plan.questions[0])),
+        "refusal"
+    );
 }

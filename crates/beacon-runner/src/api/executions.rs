@@ -72,12 +72,11 @@ async fn page(app: &AppState, f: ExecutionFilter) -> Result<Json<ExecutionPage>,
     let (limit, offset) = (f.limit, f.offset);
     let page = app.ctx.store.list_executions(&f).await?;
     let max = app.ctx.cfg.max_total_attempts;
+    let executions = views::Plans::default()
+        .views(app.ctx.store.as_ref(), &page.items, max)
+        .await;
     Ok(Json(ExecutionPage {
-        executions: page
-            .items
-            .iter()
-            .map(|e| views::execution(e, max))
-            .collect(),
+        executions,
         total: page.total,
         limit,
         offset,
@@ -209,9 +208,15 @@ pub async fn details(
 ) -> Result<Json<Value>, ApiError> {
     let e = find(&app, &id).await?;
     let attempts = app.ctx.store.list_attempts(&id).await?;
+    let mut plans = views::Plans::default();
+    let question = plans
+        .get(app.ctx.store.as_ref(), &e.job_id)
+        .await
+        .and_then(|p| p.question(&e.question_id));
     Ok(Json(views::execution_details(
         &e,
         app.ctx.cfg.max_total_attempts,
+        question,
         json!(attempts),
     )))
 }

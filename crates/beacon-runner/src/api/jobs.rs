@@ -243,10 +243,14 @@ pub async fn get(
         };
         let page = app.ctx.store.list_executions(&filter).await?;
         let max = app.ctx.cfg.max_total_attempts;
+        let plan = views::plan_of(&job);
         body["executions"] = page
             .items
             .iter()
-            .map(|e| views::execution(e, max))
+            .map(|e| {
+                let q = plan.as_ref().and_then(|p| p.question(&e.question_id));
+                views::execution(e, max, q)
+            })
             .collect();
         body["executions_total"] = json!(page.total);
     }

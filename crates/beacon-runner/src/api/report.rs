@@ -19,9 +19,8 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::analysis::html::{self, ANSWERS_PER_GROUP, GROUPS_PER_PAGE, Paging};
-use crate::analysis::text::Vocabulary;
 use crate::analysis::{
-    self, Answer, MAX_REPORT_ANSWERS, Report, ReportBuilder, answers_of, vocabulary_add,
+    self, Answer, FirstPass, MAX_REPORT_ANSWERS, Report, ReportBuilder, answers_of,
 };
 use crate::error::ApiError;
 use crate::plan::StoredPlan;
@@ -37,7 +36,8 @@ const LIVE_REPORT: Duration = Duration::from_secs(5);
 /// Reports nobody asked for in this long are dropped.
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
-/// Reports by (job id, version): a terminal job's version is its status; a running
+/// Reports by (job id, version): a terminal job's version is its status and how many
+/// judge labels it has; a running
 /// job's is the `LIVE_REPORT` window it was computed in.
 pub struct ReportCache {
     reports: Cache<(String, String), Arc<Report>>,
@@ -125,7 +125,10 @@ fn plan(job: &JobRecord) -> Result<StoredPlan, ApiError> {
 pub async fn load(app: &AppState, id: &str) -> Result<Arc<Report>, ApiError> {
     let job = job(app, id).await?;
     let version = if job.status.is_terminal() {
-        job.status.as_str().to_string()
+        // Judge labels arrive after a job has finished (crate::judge), from any
+        // instance: their count is part of the version, so a new label makes a new report.
+        let judged = app.ctx.store.count_judge_labels(id).await?;
+        format!("{}:{judged}", job.status.as_str())
     } else {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -158,19 +161,20 @@ async fn each_execution(
 }
 
 /// Two passes over the job's executions, a page at a time: the corpus's document
-/// frequencies, then the groups (docs/analysis.md).
+/// frequencies and the rule labels, then the groups, set against the judge's labels
+/// when there are any (docs/analysis.md).
 async fn compute(app: &AppState, job: JobRecord) -> Result<Arc<Report>, ApiError> {
     app.ctx
         .metrics
         .inc("beacon_runner_report_computations_total", Vec::new());
     let plan = plan(&job)?;
     let store = &app.ctx.store;
-    let mut vocabulary = Vocabulary::default();
-    each_execution(store.as_ref(), &job.id, |e| {
-        vocabulary_add(&mut vocabulary, &plan, e)
-    })
-    .await?;
-    let mut builder = ReportBuilder::new(&plan, &vocabulary, MAX_REPORT_ANSWERS);
+    let mut first = FirstPass::default();
+    each_execution(store.as_ref(), &job.id, |e| first.add(&plan, e)).await?;
+    let rubric = crate::judge::RUBRIC_VERSION;
+    let judge_labels = store.judge_labels(&job.id, rubric).await?;
+    let mut builder =
+        ReportBuilder::new(&plan, &first, MAX_REPORT_ANSWERS).with_judge(rubric, judge_labels);
     each_execution(store.as_ref(), &job.id, |e| builder.add(e)).await?;
     let counts = store.counts(&job.id).await?;
     Ok(Arc::new(builder.finish(&job, views::progress(&counts))))

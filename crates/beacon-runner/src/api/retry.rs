@@ -179,7 +179,7 @@ pub async fn retry_question(
             Some(e) if e.status == ExecutionStatus::Completed => {
                 let mut body = common(e);
                 body["status"] = json!("completed");
-                body["result"] = views::execution(e, cap)["output"].clone();
+                body["result"] = views::execution(e, cap, None)["output"].clone();
                 Ok(Json(body).into_response())
             }
             Some(e) => Err(ApiError::bad(

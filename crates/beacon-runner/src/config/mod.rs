@@ -16,8 +16,10 @@ use serde::{Deserialize, Deserializer};
 use beacon_service::config_error as err;
 pub use beacon_service::{ConfigError, ServerConfig};
 
+mod judge;
 mod sections;
 
+pub use judge::JudgeConfig;
 use sections::check_scheduler;
 pub use sections::{
     BreakerConfig, LimitsConfig, SchedulerConfig, SignatureConfig, SignaturePolicy,
@@ -54,6 +56,9 @@ struct RawConfig {
     breaker: BreakerConfig,
     #[serde(default)]
     limits: LimitsConfig,
+    /// The optional judge model (off by default).
+    #[serde(default)]
+    judge: JudgeConfig,
     /// Connection timeouts and limits (beacon_service::ServerConfig).
     #[serde(default)]
     server: ServerConfig,
@@ -85,6 +90,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub breaker: BreakerConfig,
     pub limits: LimitsConfig,
+    /// `[judge]`: the optional judge model.
+    pub judge: JudgeConfig,
     /// `[server]`: connection timeouts and limits.
     pub server: ServerConfig,
     pub admin_token: Option<String>,
@@ -204,6 +211,8 @@ impl Config {
             return Err(err("breaker.failure_threshold", "must be at least 1"));
         }
         raw.limits.check()?;
+        let mut judge = raw.judge;
+        judge.check()?;
         raw.server.check()?;
         let instance_id = raw.instance_id.unwrap_or_else(default_instance_id);
         Ok(Config {
@@ -220,6 +229,7 @@ impl Config {
             scheduler: raw.scheduler,
             breaker: raw.breaker,
             limits: raw.limits,
+            judge,
             server: raw.server,
             admin_token: env("RUNNER_ADMIN_TOKEN"),
             control_token: env("RUNNER_CONTROL_TOKEN"),
@@ -232,7 +242,7 @@ impl Config {
         let db = beacon_service::redact::connection_string(&self.database_url);
         format!(
             "instance={} listen={} database={} router={} (from {}) router_timeout={:?} router_token={} signatures={:?} trusted_keys={} \
-             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={} {}",
+             concurrency(instance/job/region)={}/{}/{} max_attempts={} lease={:?} admin_routes={} control_token={} receipt_key={} cors={} {} {}",
             self.instance_id,
             self.listen,
             db,
@@ -267,6 +277,7 @@ impl Config {
                 "generated at start (set RUNNER_SIGNING_KEY to keep it)"
             },
             self.cors_origins.join(","),
+            self.judge.summary(),
             self.server.summary(),
         )
     }

@@ -159,3 +159,48 @@ fn summary_has_no_secrets() {
         "{s}"
     );
 }
+
+#[test]
+fn the_judge_is_off_by_default_and_checked_when_on() {
+    let url = env_of(&[("ROUTER_URL", "http://r:8000")]);
+    let c = Config::from_toml("", &url).unwrap();
+    assert!(!c.judge.enabled);
+    assert_eq!(c.judge.target(), None);
+    assert_eq!((c.judge.max_concurrency, c.judge.max_tokens), (4, 16));
+    assert!(c.summary().contains("judge=off"));
+
+    for (toml_text, key) in [
+        ("[judge]\nenabled = true\nregion = \"EU\"\n", "judge.model"),
+        (
+            "[judge]\nenabled = true\nmodel = \" \"\nregion = \"EU\"\n",
+            "judge.model",
+        ),
+        ("[judge]\nenabled = true\nmodel = \"m\"\n", "judge.region"),
+        (
+            "[judge]\nenabled = true\nmodel = \"m\"\nregion = \"mars-base\"\n",
+            "judge.region",
+        ),
+        (
+            "[judge]\nenabled = true\nmodel = \"m\"\nregion = \"EU\"\nmax_concurrency = 0\n",
+            "judge.max_concurrency",
+        ),
+    ] {
+        let e = Config::from_toml(toml_text, &url).unwrap_err();
+        assert_eq!(e.key, key, "{toml_text}");
+    }
+    let e = Config::from_toml("[judge]\nenabled = true\nmodle = \"m\"\n", &url).unwrap_err();
+    assert!(e.to_string().contains("modle"), "{e}");
+
+    let c = Config::from_toml(
+        "[judge]\nenabled = true\nmodel = \"mistral-7b\"\nregion = \"EU\"\nmax_concurrency = 2\n",
+        &url,
+    )
+    .unwrap();
+    assert_eq!(c.judge.target(), Some(("mistral-7b", "eu-west")));
+    assert_eq!(c.judge.max_concurrency, 2);
+    assert!(
+        c.summary().contains("judge=mistral-7b@eu-west"),
+        "{}",
+        c.summary()
+    );
+}

@@ -127,7 +127,7 @@ pub async fn run(
         if !control.wait_lease_confirmed().await {
             return Outcome::Interrupted;
         }
-        publish(&ctx, &exec.id).await;
+        publish(&ctx, &exec, &plan).await;
         let request = InferenceRequest {
             model: exec.model_id.clone(),
             prompt: prompt.to_string(),
@@ -218,7 +218,7 @@ pub async fn run(
             .instrument(span.clone())
             .await
         {
-            Ok(Outcome::Retrying) => publish(&ctx, &exec.id).await,
+            Ok(Outcome::Retrying) => publish(&ctx, &exec, &plan).await,
             Ok(other) => return other,
             Err(e) => {
                 // Not even `retrying` can be stored: end the execution with the reason.
@@ -358,20 +358,24 @@ async fn finish(
 ) -> Outcome {
     let outcome = record::store_final(ctx, control, exec, plan, prompt, update).await;
     if let Outcome::Finished(_) = outcome {
-        publish(ctx, &exec.id).await;
+        publish(ctx, exec, plan).await;
     }
     outcome
 }
 
-async fn publish(ctx: &Ctx, execution_id: &str) {
+async fn publish(ctx: &Ctx, exec: &ExecutionRecord, plan: &StoredPlan) {
     if !ctx.events.has_subscribers() {
         return;
     }
-    if let Ok(Some(e)) = ctx.store.get_execution(execution_id).await {
+    if let Ok(Some(e)) = ctx.store.get_execution(&exec.id).await {
         ctx.events.publish(
             &e.job_id,
             EventKind::ExecutionUpdate,
-            views::execution(&e, ctx.cfg.max_total_attempts),
+            views::execution(
+                &e,
+                ctx.cfg.max_total_attempts,
+                plan.question(&e.question_id),
+            ),
         );
     }
 }

@@ -4,6 +4,7 @@
 
 mod batch;
 mod insert;
+mod judge;
 mod retry;
 mod scheduling;
 mod signals;
@@ -488,5 +489,26 @@ impl Store for PgStore {
         leaf_hash: &beacon_core::transparency::Hash,
     ) -> Result<Option<crate::LogEntry>> {
         self.log_entry_by_leaf_hash_impl(leaf_hash).await
+    }
+
+    async fn judge_candidates(
+        &self,
+        rubric: &str,
+        after: &str,
+        page: u32,
+    ) -> Result<Vec<crate::JudgeCandidate>> {
+        self.judge_candidates_impl(rubric, after, page).await
+    }
+
+    async fn insert_judge_label(&self, label: &crate::JudgeLabel) -> Result<bool> {
+        self.insert_judge_label_impl(label).await
+    }
+
+    async fn judge_labels(&self, job_id: &str, rubric: &str) -> Result<Vec<crate::JudgeLabel>> {
+        self.judge_labels_impl(job_id, rubric).await
+    }
+
+    async fn count_judge_labels(&self, job_id: &str) -> Result<u64> {
+        self.count_judge_labels_impl(job_id).await
     }
 }

@@ -10,6 +10,7 @@ mod durability;
 mod fixtures;
 mod groups;
 mod insert;
+mod judge;
 mod listing;
 mod perf;
 mod retry;

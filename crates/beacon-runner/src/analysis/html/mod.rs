@@ -7,6 +7,7 @@
 //! classification, risk level) are picked from fixed lists, never copied from the report.
 
 mod group;
+mod judge;
 mod sections;
 mod style;
 #[cfg(test)]
@@ -106,6 +107,7 @@ pub fn render_page(report: &Report, paging: &Paging) -> String {
     sections::analysis(&mut out, report);
     sections::heatmap(&mut out, report, paging);
     sections::regions(&mut out, report);
+    judge::section(&mut out, report);
     group::groups(&mut out, report, paging);
     out.push_str("</main>\n<footer class=\"wrap foot\">Beacon cross-region report · every number's formula is in docs/analysis.md · the JSON form of this page is <code>report</code> next to <code>report.html</code></footer>\n</body>\n</html>\n");
     out

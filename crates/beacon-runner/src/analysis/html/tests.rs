@@ -94,6 +94,7 @@ fn report(groups: Vec<Group>, simulated: bool) -> Report {
         answers_included: 6,
         answers_truncated: false,
         answers_export: crate::analysis::answers_export("job-1"),
+        judge: None,
     }
 }
 
@@ -426,4 +427,53 @@ fn answers_are_marked_by_label_and_partials_counted_apart() {
     assert!(page.contains("<span class=\"label cls-refused\">Refused</span>"));
     assert!(page.contains("id=\"metric-deflection-rate\""));
     assert!(page.contains("<th class=\"num\">Partial (sensitive)</th>"));
+}
+
+/// The judge section shows the agreement, κ, the confusion counts and the
+/// disagreements, escaped; without judge labels there is no section.
+#[test]
+fn the_judge_section_is_shown_only_with_labels() {
+    use crate::analysis::{Disagreement, JudgeSummary};
+    let mut r = report(plain_groups(false), false);
+    assert!(!render(&r).contains("id=\"judge\""));
+    let row = |n: [u64; 4]| {
+        ["refusal", "partial", "substantive", "unparsed"]
+            .iter()
+            .zip(n)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>()
+    };
+    r.judge = Some(JudgeSummary {
+        rubric: "beacon-judge-v1".into(),
+        model: "<script>judge".into(),
+        labelled: 4,
+        unparsed: 1,
+        agreement: Some(0.75),
+        kappa: Some(0.5),
+        confusion: BTreeMap::from([
+            ("refusal".to_string(), row([1, 0, 0, 1])),
+            ("partial".to_string(), row([0, 0, 0, 0])),
+            ("substantive".to_string(), row([0, 1, 2, 0])),
+        ]),
+        disagreements: vec![Disagreement {
+            execution_id: "exec-7".into(),
+            question_id: "taiwan_status".into(),
+            model: "m1".into(),
+            region: "eu-west".into(),
+            rule: "substantive".into(),
+            judge: "partial".into(),
+        }],
+        disagreements_total: 1,
+    });
+    let page = render(&r);
+    assert!(page.contains("id=\"judge\""));
+    assert!(
+        page.contains("<div class=\"m-value\" id=\"judge-agreement\">75 %</div>"),
+        "{page}"
+    );
+    assert!(page.contains("<div class=\"m-value\" id=\"judge-kappa\">0.50</div>"));
+    assert!(page.contains("&lt;script&gt;judge") && !page.contains("<script>"));
+    assert!(page.contains("<tr><th scope=\"row\">substantive</th><td class=\"num\">0</td><td class=\"num\">1</td><td class=\"num\">2</td><td class=\"num\">0</td></tr>"));
+    assert!(page.contains("<td><code>exec-7</code></td><td>taiwan_status</td>"));
+    assert!(page.contains("Disagreements (1)"));
 }
