@@ -440,3 +440,63 @@ backend_test!(
         stack.shutdown().await;
     }
 );
+
+backend_test!(
+    an_answer_whose_judge_calls_keep_failing_is_bought_at_most_three_times,
+    |backend| async move {
+        // Every judge call reaches the eu-west provider and fails there (a paid call
+        // that brought nothing); the router never ejects the provider, so nothing
+        // stops the calls but the runner itself.
+        let mut faults = std::collections::HashMap::new();
+        faults.insert(
+            "eu-west",
+            beacon_sim::Faults {
+                error_rate: 1.0,
+                ..beacon_sim::Faults::default()
+            },
+        );
+        let Some(stack) = Stack::start(
+            backend,
+            Opts {
+                scenario: true,
+                runner_tables: JUDGE.to_string(),
+                faults,
+                unhealthy_after: Some(1_000_000),
+                ..Opts::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        let spec = stack.spec(
+            "job-failing-judge",
+            &QUESTIONS,
+            &JOB_MODELS,
+            &["US", "ASIA"],
+            json!({}),
+        );
+        assert_eq!(stack.submit(&spec).await.0, 202);
+        let job = stack
+            .wait_terminal("job-failing-judge", Duration::from_secs(30))
+            .await;
+        assert_eq!(job["status"], "completed", "{job}");
+        let answers = QUESTIONS.len() * JOB_MODELS.len() * 2;
+        eventually(
+            Duration::from_secs(30),
+            "three failed judge calls per answer",
+            || async { (judge_calls(&stack) >= 3 * answers).then_some(()) },
+        )
+        .await;
+        // Several more passes (100 ms apart, then doubling while idle) find every answer
+        // given up on: no further call is bought.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(judge_calls(&stack), 3 * answers);
+        assert_eq!(
+            judge_outcome(&stack, "transient_failure").await,
+            3 * answers as u64
+        );
+        assert_eq!(judge_outcome(&stack, "labelled").await, 0);
+        stack.shutdown().await;
+    }
+);

@@ -6,9 +6,11 @@
 //! `Idempotency-Key` is `judge:<rubric>:<execution>`, so the router replays an answer it
 //! already sold for that key instead of buying it again.
 //!
-//! A transient failure leaves the answer unlabelled for a later pass. A non-transient
-//! one (an unknown model, a refused token) is logged once and that answer is not asked
-//! about again by this process: a broken judge must not loop spending money.
+//! A transient failure leaves the answer unlabelled for a later pass, but after
+//! `MAX_BOUGHT_FAILURES` failed calls that may have reached a provider this process
+//! stops asking about it. A non-transient one (an unknown model, a refused token) is
+//! logged once and that answer is not asked about again by this process: a broken
+//! judge must not loop spending money.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,12 +31,19 @@ use crate::scheduler::Ctx;
 const PAGE: u32 = 64;
 /// An idle judge's wait grows to this many `interval`s (5 minutes at the default 10 s).
 const IDLE_FACTOR: u32 = 30;
+/// Judge calls of one answer that may have been bought and still failed (a provider
+/// timing out, say) before this process stops asking about it: each pass would
+/// otherwise buy it again, every `interval`, for as long as the judge keeps failing.
+const MAX_BOUGHT_FAILURES: u32 = 3;
 
 /// How one answer's turn ended.
 enum Step {
     Labelled,
-    /// Try again on a later pass (a transient router or store failure).
-    Later,
+    /// Try again on a later pass (a transient router or store failure); `bought` when
+    /// the failed call may have reached a provider (a paid call).
+    Later {
+        bought: bool,
+    },
     /// Do not ask about this answer again in this process; with the router's refusal
     /// (code, message) when that is why.
     Skip(Option<(String, String)>),
@@ -77,6 +86,8 @@ struct State {
     /// Refusal codes already logged: a broken judge logs each reason once, not once
     /// per answer.
     logged: HashSet<String>,
+    /// Failed calls per answer that may have been bought (see MAX_BOUGHT_FAILURES).
+    bought_failures: HashMap<String, u32>,
 }
 
 /// One walk over the answers waiting for a label; returns how many judge calls it made
@@ -154,7 +165,21 @@ async fn pass(
                     }
                     state.skip.insert(id);
                 }
-                Step::Later => {}
+                Step::Later { bought: false } => {}
+                Step::Later { bought: true } => {
+                    let n = state.bought_failures.entry(id.clone()).or_default();
+                    *n += 1;
+                    if *n >= MAX_BOUGHT_FAILURES {
+                        tracing::warn!(
+                            execution = %id,
+                            failures = *n,
+                            "judge calls about this answer keep failing after reaching a \
+                             provider; it is not asked about again by this process"
+                        );
+                        state.bought_failures.remove(&id);
+                        state.skip.insert(id);
+                    }
+                }
                 Step::Interrupted => return (asked, labelled),
             }
         }
@@ -221,10 +246,10 @@ async fn label_one(
     };
     let answer = match result {
         CallResult::Answer(a) => a,
-        CallResult::Failed { failure, .. } if failure.transient => {
+        CallResult::Failed { failure, bought } if failure.transient => {
             count(ctx, "transient_failure");
-            tracing::debug!(execution = %c.execution_id, code = %failure.code, "judge call failed; trying later");
-            return Step::Later;
+            tracing::debug!(execution = %c.execution_id, code = %failure.code, bought, "judge call failed; trying later");
+            return Step::Later { bought };
         }
         CallResult::Failed { failure, .. } => {
             count(ctx, "refused");
@@ -282,5 +307,5 @@ async fn store_label(ctx: &Ctx, label: &JudgeLabel, token: &CancellationToken) -
             }
         }
     }
-    Step::Later
+    Step::Later { bought: false }
 }
