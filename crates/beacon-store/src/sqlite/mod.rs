@@ -1,6 +1,6 @@
-//! The SQLite backend (embedded default, one runner instance): connection settings,
-//! write transactions and the read paths. Job acceptance lives in `insert.rs`,
-//! scheduling writes in `scheduling.rs`.
+//! The SQLite backend (embedded default, one runner instance): connection settings
+//! and the read paths. Write transactions live in `tx.rs`, job acceptance in
+//! `insert.rs`, scheduling writes in `scheduling.rs`, group writes in `batch.rs`.
 //!
 //! Times are INTEGER unix milliseconds. Every write transaction starts with
 //! `BEGIN IMMEDIATE`: it takes SQLite's single write lock up front, so a transaction
@@ -15,9 +15,9 @@ mod listing;
 mod retry;
 mod scheduling;
 mod transparency;
+mod tx;
 
 use std::collections::HashMap;
-use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,12 +26,11 @@ use async_trait::async_trait;
 use beacon_core::Failure;
 use beacon_core::status::ExecutionCounts;
 use chrono::{DateTime, Utc};
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::Mutex;
 
 use crate::common::{self, RowExt, attempt_cols, execution_cols, job_cols, json_text};
 use crate::{
@@ -56,45 +55,6 @@ pub(crate) struct SqliteStore {
 }
 
 type Tx = Transaction<'static, Sqlite>;
-
-/// A write transaction and the process's write turn, held until commit or drop.
-/// Fields drop in order: a transaction abandoned mid-way (its future dropped) queues
-/// its rollback before the turn passes on.
-pub(super) struct WriteTx {
-    tx: Tx,
-    _turn: OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    /// Commits when `out` is `Ok`, rolls back when it is an error — explicitly, so
-    /// the write lock is free before the next writer's turn (a dropped transaction is
-    /// rolled back later, by the connection's worker).
-    pub(super) async fn end<T>(self, out: Result<T>) -> Result<T> {
-        match out {
-            Ok(v) => {
-                self.tx.commit().await?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.tx.rollback().await;
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Deref for WriteTx {
-    type Target = Tx;
-    fn deref(&self) -> &Tx {
-        &self.tx
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Tx {
-        &mut self.tx
-    }
-}
 
 /// A time as stored: unix milliseconds.
 fn t(dt: DateTime<Utc>) -> i64 {
@@ -135,39 +95,6 @@ impl SqliteStore {
             pool,
             write_turn: Arc::new(Mutex::new(())),
         })
-    }
-
-    /// This process's turn to write, for single-statement writes outside `write_tx`.
-    pub(super) async fn write_turn(&self) -> OwnedMutexGuard<()> {
-        self.write_turn.clone().lock_owned().await
-    }
-
-    /// Begins a write transaction: this process's write turn, then SQLite's write
-    /// lock (`BEGIN IMMEDIATE`; another process holding it is waited for by
-    /// `busy_timeout`).
-    pub(super) async fn write_tx(&self) -> Result<WriteTx> {
-        let turn = self.write_turn().await;
-        let conn = self.clean_connection().await?;
-        let tx = Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await?;
-        Ok(WriteTx { tx, _turn: turn })
-    }
-
-    /// A pooled connection that sqlx does not count as inside a transaction. On a full
-    /// disk or an I/O error SQLite may end the transaction by itself; the COMMIT or
-    /// ROLLBACK that follows then fails, sqlx keeps counting the transaction as open,
-    /// and every later BEGIN on that connection fails ("begin_with at non-zero
-    /// transaction depth"): the pool would stay poisoned after the disk recovered.
-    /// Such a connection is closed instead of reused; a new one is opened in its place.
-    async fn clean_connection(&self) -> Result<PoolConnection<Sqlite>> {
-        for _ in 0..=MAX_CONNECTIONS {
-            let mut conn = self.pool.acquire().await?;
-            if !conn.is_in_transaction() {
-                return Ok(conn);
-            }
-            tracing::warn!("closing a SQLite connection left inside a failed transaction");
-            conn.close_on_drop();
-        }
-        Err(StoreError::Database(sqlx::Error::BeginFailed))
     }
 }
 
