@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::rubric::{self, RUBRIC_VERSION};
 use crate::config::JudgeConfig;
-use crate::plan::StoredPlan;
 use crate::router::{CallResult, new_trace_id, traceparent};
 use crate::scheduler::Ctx;
 
@@ -98,7 +97,8 @@ async fn pass(
     state: &mut State,
     token: &CancellationToken,
 ) -> (u64, u64) {
-    let mut plans: HashMap<String, Option<Arc<StoredPlan>>> = HashMap::new();
+    // Each job's plan read once per pass.
+    let mut plans = crate::views::Plans::default();
     let mut cursor = String::new();
     let (mut asked, mut labelled) = (0, 0);
     loop {
@@ -126,8 +126,10 @@ async fn pass(
             if state.skip.contains(&c.execution_id) {
                 continue;
             }
-            let plan = plan_of(ctx, &mut plans, &c.job_id).await;
-            let question = plan.as_ref().and_then(|p| p.question(&c.question_id));
+            let question = plans
+                .get(ctx.store.as_ref(), &c.job_id)
+                .await
+                .and_then(|p| p.question(&c.question_id));
             let rule_q = question.map(crate::analysis::question_of);
             // The stored classification is from the rules of its day: an answer the
             // current rules find empty is not judged (the report does not either).
@@ -184,25 +186,6 @@ async fn pass(
             }
         }
     }
-}
-
-/// The job's stored plan, read once per pass.
-async fn plan_of(
-    ctx: &Ctx,
-    plans: &mut HashMap<String, Option<Arc<StoredPlan>>>,
-    job_id: &str,
-) -> Option<Arc<StoredPlan>> {
-    if let Some(p) = plans.get(job_id) {
-        return p.clone();
-    }
-    let plan = match ctx.store.get_job(job_id).await {
-        Ok(Some(job)) => serde_json::from_value::<StoredPlan>(job.plan_json)
-            .ok()
-            .map(Arc::new),
-        _ => None,
-    };
-    plans.insert(job_id.to_string(), plan.clone());
-    plan
 }
 
 /// Asks the judge about one answer and stores its verdict.
