@@ -46,6 +46,7 @@ impl Application {
                  [auth] allow_unauthenticated accepts"
             );
         }
+        crate::classify::build_phrase_sets();
         let router = Arc::new(RouterClient::new(
             config.router_url.clone(),
             config.breaker.clone(),

@@ -60,6 +60,8 @@ use crate::analysis::text::contains_marker;
 use lexicon::*;
 use phrases::*;
 
+pub use phrases::build_all as build_phrase_sets;
+
 /// The three-way judgement of a completed, non-empty answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -51,6 +51,25 @@ pub static ZH_NEGATION_SET: LazyLock<Phrases> = LazyLock::new(|| set(ZH_NEGATION
 pub static PIVOT_SET: LazyLock<Phrases> =
     LazyLock::new(|| Phrases::new(PIVOTS.iter().map(|(from, _)| *from).collect()));
 
+/// Builds every automaton now. Called at start-up: built lazily, they were built by
+/// the first answers of the first job, on the worker threads those answers' next calls
+/// were waiting for.
+pub fn build_all() {
+    for set in [
+        &DEFLECTION_SET,
+        &OFFICIAL_SET,
+        &LECTURE_SET,
+        &HEDGE_SET,
+        &COURTESY_SET,
+        &DISCLAIMER_SET,
+        &EN_NEGATION_SET,
+        &ZH_NEGATION_SET,
+        &PIVOT_SET,
+    ] {
+        LazyLock::force(set);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,3 +184,88 @@ contract_test!(a_group_is_all_or_nothing, |store| {
         ExecutionStatus::Running
     );
 });
+
+contract_test!(a_group_stores_what_the_single_writes_store, |store| {
+    // Row by row what the single writes store: every column, answers with U+0000
+    // and with awkward text byte for byte, a retry, an end without an attempt
+    // (attempt 0: no attempt row) and an end whose start row is missing (upserted).
+    insert(&store, "job-a").await;
+    claim(&store, "owner").await;
+    let e = |i: u32| exec_id("job-a", i);
+    let t = t0() + secs(3);
+    let nul = "before\u{0}after \u{0}\u{0} end \u{1f600}\u{7}";
+    let awkward = "\"quoted\" \\ back \\u0041 \u{1f600}\u{7} 中文\n\ttab";
+    let with_text = |id: &str, text: &str| beacon_store::AttemptUpdate {
+        response: Some(text.to_string()),
+        output: Some(serde_json::json!({"response": text, "n": [1, 2.5, null]})),
+        ..completed(id, 1, t)
+    };
+    let update = |kind: u32, id: &str| match kind {
+        0 => with_text(id, nul),
+        1 => with_text(id, awkward),
+        2 => failed(id, 1, ExecutionStatus::Retrying, t),
+        3 => failed(id, 0, ExecutionStatus::Failed, t),
+        _ => completed(id, 1, t),
+    };
+    // Kind k: execution 2k written alone, 2k + 1 in the group. Kinds 0-2 start
+    // first; kinds 3 and 4 end without a start.
+    for k in 0..3 {
+        store
+            .start_attempt(&e(2 * k), "owner", t0() + secs(1))
+            .await
+            .unwrap();
+    }
+    let grouped: Vec<String> = (0..3).map(|k| e(2 * k + 1)).collect();
+    let started = store
+        .start_attempts(&grouped, "owner", t0() + secs(1))
+        .await
+        .unwrap();
+    assert!(started.iter().all(Option::is_some), "{started:?}");
+    let mut group = Vec::new();
+    for k in 0..5 {
+        assert!(
+            store
+                .finish_attempt(&update(k, &e(2 * k)), "owner")
+                .await
+                .unwrap()
+        );
+        group.push(update(k, &e(2 * k + 1)));
+    }
+    assert_eq!(
+        store.finish_attempts(&group, "owner").await.unwrap(),
+        [true; 5]
+    );
+    let strip = |v: Vec<beacon_store::AttemptRecord>| {
+        v.into_iter()
+            .map(|mut r| {
+                r.execution_id.clear();
+                r.call_key = None;
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    for k in 0..5 {
+        let (a, b) = (e(2 * k), e(2 * k + 1));
+        let single = store.get_execution(&a).await.unwrap().unwrap();
+        let mut via_group = store.get_execution(&b).await.unwrap().unwrap();
+        via_group.id = single.id.clone();
+        via_group.seq = single.seq;
+        via_group.question_id = single.question_id.clone();
+        via_group.model_id = single.model_id.clone();
+        via_group.region = single.region.clone();
+        via_group.run_index = single.run_index;
+        assert_eq!(via_group, single, "kind {k}: execution {b} against {a}");
+        assert_eq!(
+            strip(store.list_attempts(&b).await.unwrap()),
+            strip(store.list_attempts(&a).await.unwrap()),
+            "kind {k}: attempts of {b} against {a}"
+        );
+    }
+    for (i, text) in [(1, nul), (3, awkward)] {
+        let kept = store.get_execution(&e(i)).await.unwrap().unwrap();
+        assert_eq!(kept.response.as_deref(), Some(text));
+        assert_eq!(kept.output.unwrap()["response"], text);
+    }
+    assert_eq!(store.list_attempts(&e(7)).await.unwrap().len(), 0);
+    assert_eq!(store.list_attempts(&e(9)).await.unwrap().len(), 1);
+});
