@@ -134,7 +134,8 @@ fn resource(service: &str, env: &dyn Fn(&str) -> Option<String>) -> Resource {
     }
 }
 
-/// Logs to stderr (stdout is reserved for the `listening on` line) and, when a tracer
+/// Logs to stderr (stdout is reserved for the `listening on` line; plain text is
+/// coloured only when stderr is a terminal) and, when a tracer
 /// provider is given, turns `tracing` spans at INFO and above into OpenTelemetry spans.
 /// `json`: one JSON object per line, with `trace_id`/`span_id` while such a span is
 /// current. `filter` (RUST_LOG) applies to the log lines only, so a quiet log still
@@ -155,6 +156,7 @@ where
             .with_filter(LevelFilter::INFO)
     });
     let registry = tracing_subscriber::registry().with(otel);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let log: Box<dyn Layer<_> + Send + Sync> = if json {
         Box::new(json_log(writer).with_filter(filter))
     } else {
@@ -162,9 +164,12 @@ where
         // disk) is dropped. With internal-error reporting on, the subscriber would
         // `eprintln!` about it, which panics when stderr fails, killing whatever task
         // was logging: a full disk stalled every job that way.
+        // Colours only for a terminal: escape codes in a log file are noise to read
+        // and grep, and formatting them was measurable per request.
         Box::new(
             tracing_subscriber::fmt::layer()
                 .with_writer(writer)
+                .with_ansi(ansi)
                 .log_internal_errors(false)
                 .with_filter(filter),
         )

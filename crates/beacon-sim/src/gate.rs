@@ -98,6 +98,15 @@ impl Gate {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A slot now, if one is free and nobody is waiting for one.
+    pub fn try_acquire(&self) -> Option<Permit<'_>> {
+        let mut inner = self.lock();
+        (inner.waiters.is_empty() && inner.has_room()).then(|| {
+            inner.in_use += 1;
+            Permit { gate: self }
+        })
+    }
+
     /// Waits for a slot (FIFO).
     pub async fn acquire(&self) -> Permit<'_> {
         loop {
@@ -164,6 +173,25 @@ mod tests {
         drop(second);
         drop(third);
         assert_eq!(gate.lock().in_use, 0);
+    }
+
+    #[tokio::test]
+    async fn try_acquire_takes_only_a_free_slot_nobody_waits_for() {
+        let gate = Gate::new(Some(1));
+        let held = gate.try_acquire().expect("a free slot");
+        assert!(gate.try_acquire().is_none(), "the limit holds");
+        let waiter = gate.acquire();
+        tokio::pin!(waiter);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), &mut waiter)
+                .await
+                .is_err()
+        );
+        drop(held);
+        // The freed slot went to the waiter, not to a newcomer.
+        assert!(gate.try_acquire().is_none());
+        drop(waiter.await);
+        assert!(gate.try_acquire().is_some());
     }
 
     #[tokio::test]
