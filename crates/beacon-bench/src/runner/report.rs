@@ -147,8 +147,8 @@ impl RunnerReport {
     fn orchestration_table(&self, out: &mut String, first: &Orchestration) {
         let _ = writeln!(
             out,
-            "\norchestration: {} executions ({}), simulators {} ms; target elapsed <= {:.2} x \
-             ceil(N / C) x {} ms",
+            "\norchestration: {} executions ({}), simulators {} ms; target: the job finished \
+             (finished_at) within {:.2} x ceil(N / C) x {} ms of its 202 answer",
             first.shape.executions(),
             first.shape.describe(),
             first.latency.as_millis(),
@@ -199,7 +199,7 @@ impl RunnerReport {
         let _ = writeln!(
             out,
             "  elapsed: 202 answer to the first status poll (every {} ms) showing the job \
-             terminal, judged; runner: the job's finished_at - the 202 answer; calls: provider \
+             terminal; runner: the job's finished_at - the 202 answer, judged (ratio); calls: provider \
              calls the simulators logged; open p/l: most calls in flight at one poll (three \
              reads in turn, so it can exceed C) / exactly, from the call logs; first: 202 \
              answer to the first call (ms); gap/r: ms per round between a slot's call ending \
