@@ -152,7 +152,15 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
     use std::time::Duration;
+
+    /// Whether `f` is still waiting after `ms` milliseconds.
+    async fn still_waiting<F: std::future::Future>(f: Pin<&mut F>, ms: u64) -> bool {
+        tokio::time::timeout(Duration::from_millis(ms), f)
+            .await
+            .is_err()
+    }
 
     #[tokio::test]
     async fn limit_is_enforced_fifo_and_can_change() {
@@ -160,11 +168,7 @@ mod tests {
         let first = gate.acquire().await;
         let second = gate.acquire();
         tokio::pin!(second);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), &mut second)
-                .await
-                .is_err()
-        );
+        assert!(still_waiting(second.as_mut(), 20).await);
         drop(first);
         let second = second.await;
         gate.set_limit(Some(2));
@@ -182,11 +186,7 @@ mod tests {
         assert!(gate.try_acquire().is_none(), "the limit holds");
         let waiter = gate.acquire();
         tokio::pin!(waiter);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(10), &mut waiter)
-                .await
-                .is_err()
-        );
+        assert!(still_waiting(waiter.as_mut(), 10).await);
         drop(held);
         // The freed slot went to the waiter, not to a newcomer.
         assert!(gate.try_acquire().is_none());
@@ -201,11 +201,7 @@ mod tests {
         {
             let waiter = gate.acquire();
             tokio::pin!(waiter);
-            assert!(
-                tokio::time::timeout(Duration::from_millis(10), &mut waiter)
-                    .await
-                    .is_err()
-            );
+            assert!(still_waiting(waiter.as_mut(), 10).await);
         }
         drop(held);
         assert_eq!(gate.lock().in_use, 0);
