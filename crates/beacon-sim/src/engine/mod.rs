@@ -282,9 +282,8 @@ impl Engine {
             tokio::time::sleep_until(at).await;
         }
         // Service starts when the call is admitted (or its cold start ends), unless it
-        // has to queue for a slot. Counting from when this task happened to run added
-        // the task's scheduling delay to every call: in a burst of 90 admissions the
-        // last ones lasted `latency` + a millisecond or more.
+        // has to queue for a slot. Counting from when this task first ran added the
+        // task's scheduling delay, which grows in a burst of admissions, to the call.
         let (_slot, serving) = match self.gate.try_acquire() {
             Some(slot) => (slot, cold_until.unwrap_or(admitted).max(admitted)),
             None => (self.gate.acquire().await, Instant::now()),
