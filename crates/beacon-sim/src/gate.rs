@@ -29,6 +29,13 @@ impl Inner {
         self.limit.is_none_or(|l| self.in_use < l)
     }
 
+    /// Takes a slot if one is free and nobody waits for one (a waiter goes first).
+    fn take_free(&mut self) -> bool {
+        let free = self.waiters.is_empty() && self.has_room();
+        self.in_use += usize::from(free);
+        free
+    }
+
     /// Hands free slots to waiters in arrival order. The slot is counted here, before
     /// the waiter wakes, so a late newcomer cannot take it.
     fn grant(&mut self) {
@@ -100,11 +107,7 @@ impl Gate {
 
     /// A slot now, if one is free and nobody is waiting for one.
     pub fn try_acquire(&self) -> Option<Permit<'_>> {
-        let mut inner = self.lock();
-        (inner.waiters.is_empty() && inner.has_room()).then(|| {
-            inner.in_use += 1;
-            Permit { gate: self }
-        })
+        self.lock().take_free().then(|| Permit { gate: self })
     }
 
     /// Waits for a slot (FIFO).
@@ -112,8 +115,7 @@ impl Gate {
         loop {
             let mut waiting = {
                 let mut inner = self.lock();
-                if inner.waiters.is_empty() && inner.has_room() {
-                    inner.in_use += 1;
+                if inner.take_free() {
                     return Permit { gate: self };
                 }
                 let (tx, rx) = oneshot::channel();

@@ -240,3 +240,26 @@ async fn watch(
         }
     }
 }
+
+/// A job of 900 executions, `completed` of them, that ended `elapsed_ms` after its 202
+/// answer and was seen then by a 20 ms poll (the verdict and table tests).
+#[cfg(test)]
+pub fn test_job(elapsed_ms: u64, completed: u64) -> JobFigures {
+    JobFigures {
+        executions: 900,
+        accepted_total: 900,
+        elapsed: Some(Duration::from_millis(elapsed_ms)),
+        runner_elapsed: Some(Duration::from_millis(elapsed_ms)),
+        poll: Duration::from_millis(20),
+        state: super::api::JobState {
+            status: "completed".into(),
+            progress: beacon_drills::api::Progress {
+                total: 900,
+                completed,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..JobFigures::default()
+    }
+}

@@ -1,30 +1,9 @@
 //! Tests of the runner benchmarks' verdict and tables.
 
 use super::*;
-use crate::runner::api::JobState;
 use crate::runner::db::Backend;
+use crate::runner::measure::test_job as job;
 use crate::runner::spec::Shape;
-use beacon_drills::api::Progress;
-
-fn job(elapsed_ms: u64, completed: u64) -> JobFigures {
-    JobFigures {
-        executions: 900,
-        accepted_total: 900,
-        elapsed: Some(Duration::from_millis(elapsed_ms)),
-        runner_elapsed: Some(Duration::from_millis(elapsed_ms)),
-        poll: Duration::from_millis(20),
-        state: JobState {
-            status: "completed".into(),
-            progress: Progress {
-                total: 900,
-                completed,
-                ..Progress::default()
-            },
-            ..JobState::default()
-        },
-        ..JobFigures::default()
-    }
-}
 
 fn report(orchestration_ms: u64, sqlite_rate_ms: u64, pg_rate_ms: u64) -> RunnerReport {
     let shape = Shape::for_executions(900).unwrap_or_else(|e| panic!("{e}"));

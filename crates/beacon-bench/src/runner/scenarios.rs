@@ -185,8 +185,7 @@ pub async fn throughput(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::api::JobState;
-    use beacon_drills::api::Progress;
+    use crate::runner::measure::test_job;
 
     fn orchestration(concurrency: u32, elapsed_ms: u64, completed: u64) -> Orchestration {
         Orchestration {
@@ -196,21 +195,9 @@ mod tests {
             shape: Shape::for_executions(900).unwrap_or_else(|e| panic!("{e}")),
             runner_ready_in: Duration::ZERO,
             run: JobFigures {
-                executions: 900,
-                accepted_total: 900,
                 // Seen by a poll 20 ms later: the verdict is on the job's own time.
                 elapsed: Some(Duration::from_millis(elapsed_ms + 20)),
-                runner_elapsed: Some(Duration::from_millis(elapsed_ms)),
-                state: JobState {
-                    status: "completed".into(),
-                    progress: Progress {
-                        total: 900,
-                        completed,
-                        ..Progress::default()
-                    },
-                    ..JobState::default()
-                },
-                ..JobFigures::default()
+                ..test_job(elapsed_ms, completed)
             },
         }
     }

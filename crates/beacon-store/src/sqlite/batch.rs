@@ -56,59 +56,63 @@ const START_ROWS: &str = "INSERT INTO execution_attempts \
      FROM json_each($1)) s WHERE true \
      RETURNING execution_id, attempt, call_key";
 
-/// The members of a finish group as rows (`$1`: one JSON array per member, in
-/// [`finish_member`]'s order).
-macro_rules! finish_rows {
-    () => {
-        "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, \
-         json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS response, \
-         json_extract(value, '$[4]') AS response_sha256, \
-         json_extract(value, '$[5]') AS classification, json_extract(value, '$[6]') AS output, \
-         json_extract(value, '$[7]') AS failure, json_extract(value, '$[8]') AS receipt, \
-         json_extract(value, '$[9]') AS error_code, json_extract(value, '$[10]') AS latency_ms, \
-         json_extract(value, '$[11]') AS completed_at, \
-         json_extract(value, '$[12]') AS next_attempt_at, \
-         json_extract(value, '$[13]') AS finished_at, json_extract(value, '$[14]') AS attempt, \
-         json_extract(value, '$[15]') AS outcome, \
-         json_extract(value, '$[16]') AS attempt_error_code, \
-         json_extract(value, '$[17]') AS http_status FROM json_each($1))"
-    };
-}
-
-/// Ends: `$1` the members, `$2` the owner. Never from a terminal status.
+/// Ends: `$1` the members (one JSON array each, in [`finish_member`]'s order), `$2` the
+/// owner. Never from a terminal status.
 const FINISH: &str = concat!(
     "UPDATE executions SET status = u.status, provider_id = u.provider_id, \
      response = u.response, response_sha256 = u.response_sha256, \
      classification = u.classification, output = u.output, failure = u.failure, \
      receipt = u.receipt, error_code = u.error_code, latency_ms = u.latency_ms, \
      completed_at = u.completed_at, next_attempt_at = u.next_attempt_at, \
-     updated_at = u.finished_at FROM ",
-    finish_rows!(),
-    " AS u WHERE executions.id = u.id \
+     updated_at = u.finished_at FROM \
+     (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS status, \
+     json_extract(value, '$[2]') AS provider_id, json_extract(value, '$[3]') AS response, \
+     json_extract(value, '$[4]') AS response_sha256, \
+     json_extract(value, '$[5]') AS classification, json_extract(value, '$[6]') AS output, \
+     json_extract(value, '$[7]') AS failure, json_extract(value, '$[8]') AS receipt, \
+     json_extract(value, '$[9]') AS error_code, json_extract(value, '$[10]') AS latency_ms, \
+     json_extract(value, '$[11]') AS completed_at, \
+     json_extract(value, '$[12]') AS next_attempt_at, \
+     json_extract(value, '$[13]') AS finished_at FROM json_each($1)) AS u \
+     WHERE executions.id = u.id \
      AND executions.status IN ('pending', 'running', 'retrying') AND executions.",
     fenced!("$2"),
     " RETURNING executions.id"
 );
 
-/// The ended attempts' rows, for the members `$2` (a JSON array of ids) that were
-/// written: an upsert, as an attempt's end must never be lost for want of its start.
-const FINISH_ROWS: &str = concat!(
-    "INSERT INTO execution_attempts (execution_id, attempt, started_at, finished_at, \
-     outcome, error_code, http_status, provider_id, latency_ms) \
-     SELECT u.id, u.attempt, u.finished_at, u.finished_at, u.outcome, \
-     u.attempt_error_code, u.http_status, u.provider_id, u.latency_ms FROM ",
-    finish_rows!(),
-    " AS u WHERE u.attempt IS NOT NULL AND u.id IN (SELECT value FROM json_each($2)) \
+/// The ended attempts' rows of the members that were written (`$1`: one JSON array
+/// each, in the order [`finish_member`] builds it): an upsert, as an attempt's end must never be lost
+/// for want of its start. Separate from `FINISH`'s members, so the answers' text is
+/// not read twice.
+const FINISH_ROWS: &str = "INSERT INTO execution_attempts (execution_id, attempt, \
+     started_at, finished_at, outcome, error_code, http_status, provider_id, latency_ms) \
+     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
+     json_extract(value, '$[2]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+     json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), \
+     json_extract(value, '$[7]') FROM json_each($1) WHERE true \
      ON CONFLICT (execution_id, attempt) DO UPDATE SET finished_at = excluded.finished_at, \
      outcome = excluded.outcome, error_code = excluded.error_code, \
      http_status = excluded.http_status, provider_id = excluded.provider_id, \
-     latency_ms = excluded.latency_ms"
-);
+     latency_ms = excluded.latency_ms";
 
-/// One finish member as the JSON array `FINISH` reads (the single write's values).
-fn finish_member(u: &AttemptUpdate) -> Result<Value> {
+/// One finish member as the JSON array `FINISH` reads, and its attempt's row for
+/// `FINISH_ROWS` (none for attempt 0): the single write's values.
+fn finish_member(u: &AttemptUpdate) -> Result<(Value, Option<Value>)> {
     let row = common::finish_row(u)?;
-    Ok(json!([
+    let finished_at = t(row.finished_at);
+    let attempt_row = row.attempt.map(|attempt| {
+        json!([
+            u.execution_id,
+            attempt,
+            finished_at,
+            u.attempt_outcome,
+            row.attempt_error_code,
+            row.http_status,
+            row.provider_id,
+            row.latency_ms,
+        ])
+    });
+    let member = json!([
         u.execution_id,
         row.status,
         row.provider_id,
@@ -122,12 +126,9 @@ fn finish_member(u: &AttemptUpdate) -> Result<Value> {
         row.latency_ms,
         row.completed_at.map(t),
         row.next_attempt_at.map(t),
-        t(row.finished_at),
-        row.attempt,
-        u.attempt_outcome,
-        row.attempt_error_code,
-        row.http_status,
-    ]))
+        finished_at,
+    ]);
+    Ok((member, attempt_row))
 }
 
 impl SqliteStore {
@@ -193,10 +194,12 @@ impl SqliteStore {
         // Answers are stored byte for byte: the bundled SQLite's JSON functions keep an
         // escaped U+0000 inside a string (contract test
         // `a_group_stores_what_the_single_writes_store`).
-        let members = updates
+        let (members, attempt_rows): (Vec<_>, Vec<_>) = updates
             .iter()
             .map(finish_member)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let members = common::json_text(&members)?;
         let mut tx = self.write_tx().await?;
         let written = async {
@@ -209,10 +212,15 @@ impl SqliteStore {
             {
                 done.insert(row.try_get::<String, _>("id")?);
             }
-            if !done.is_empty() {
+            let ended: Vec<&Value> = updates
+                .iter()
+                .zip(&attempt_rows)
+                .filter(|(u, _)| done.contains(&u.execution_id))
+                .filter_map(|(_, r)| r.as_ref())
+                .collect();
+            if !ended.is_empty() {
                 sqlx::query(FINISH_ROWS)
-                    .bind(&members)
-                    .bind(common::json_text(&done)?)
+                    .bind(common::json_text(&ended)?)
                     .execute(&mut **tx)
                     .await?;
             }
