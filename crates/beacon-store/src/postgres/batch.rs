@@ -19,10 +19,17 @@ use crate::common::{self, ms};
 use crate::{AttemptUpdate, Result, StartedAttempt};
 
 /// The executions of `$1` whose job `$2` holds; shared lock on those job rows.
+///
+/// The members are looked up by primary key first (`MATERIALIZED`), then joined to
+/// their jobs. Left to itself, a planner without fresh statistics (a new job, or
+/// autovacuum off) ANDs the primary key with a bitmap of *every* entry of the job in
+/// `executions_job_seq`: 2 ms per group on a 9,000-execution job, growing with the
+/// job and its dead row versions, where the lookup by key takes 0.1 ms.
 macro_rules! owned {
     () => {
-        "owned AS (SELECT e.id FROM executions e JOIN jobs j ON j.id = e.job_id \
-         WHERE e.id = ANY($1) AND j.lease_owner = $2 AND j.status = 'running' \
+        "members AS MATERIALIZED (SELECT id, job_id FROM executions WHERE id = ANY($1)), \
+         owned AS (SELECT m.id FROM members m JOIN jobs j ON j.id = m.job_id \
+         WHERE j.lease_owner = $2 AND j.status = 'running' \
          ORDER BY j.id FOR SHARE OF j)"
     };
 }
