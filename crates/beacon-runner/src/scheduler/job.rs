@@ -75,6 +75,12 @@ pub async fn run(
     // started and wait only for a call slot (control.calls), keeping the store's write
     // off the critical path between one call ending and the next starting.
     let per_job = ctx.cfg.max_concurrency_per_job as usize * 2;
+    // When the last read found fewer pending executions than it asked for. Retries
+    // stay with their task, so until something outside requeues an execution (the
+    // portal's retry of one execution) nothing new turns up: the job's tail would
+    // otherwise ask again after every finished execution (180 empty reads at C = 90).
+    // Asked again when nothing is in flight, or after READ_RETRY.
+    let mut drained_at: Option<tokio::time::Instant> = None;
     loop {
         if counts.success_unreachable(job.min_success_rate) {
             tracing::info!(job = %job.id, ?counts, "min_success_rate can no longer be reached: stopping early");
@@ -87,13 +93,21 @@ pub async fn run(
         let mut read_failed = false;
         while tasks.len() < per_job && !read_failed {
             if buffer.is_empty() {
+                let drained = drained_at.is_some_and(|at| at.elapsed() < READ_RETRY);
+                if drained && !tasks.is_empty() {
+                    break;
+                }
                 let exclude: Vec<String> = in_flight.iter().cloned().collect();
+                let limit = per_job * 2;
                 match ctx
                     .store
-                    .pending_executions(&job.id, (per_job * 2) as u32, &exclude)
+                    .pending_executions(&job.id, limit as u32, &exclude)
                     .await
                 {
-                    Ok(rows) => buffer.extend(rows),
+                    Ok(rows) => {
+                        drained_at = (rows.len() < limit).then(tokio::time::Instant::now);
+                        buffer.extend(rows);
+                    }
                     Err(e) => {
                         tracing::warn!(job = %job.id, error = %e, "loading pending executions failed; trying again");
                         read_failed = true;
