@@ -70,7 +70,8 @@ impl Application {
             jobs: Registry::default(),
             writes: Default::default(),
             starts: scheduler::GroupCommit::new(scheduler::GROUP_TURNS),
-            finishes: scheduler::GroupCommit::new(scheduler::GROUP_TURNS),
+            finishes: scheduler::GroupCommit::new(scheduler::GROUP_TURNS)
+                .gathering(scheduler::GATHER, scheduler::GATHER_UNTIL),
             acks: Default::default(),
             wake: Notify::new(),
         });
