@@ -31,6 +31,7 @@ use crate::stats::{CallLog, Entry, Outcome, Phase, Route, ServedText, SimStats};
 use crate::{modal, openai};
 
 mod redirects;
+mod timer;
 
 /// Longest model name kept in a record of a refused call (the name is client input).
 const MAX_RECORDED_MODEL: usize = 128;
@@ -290,7 +291,7 @@ impl Engine {
         };
         self.start_serving(call.id);
         if !plan.latency.is_zero() {
-            tokio::time::sleep_until(serving + plan.latency).await;
+            timer::sleep_until(serving + plan.latency).await;
         }
         if plan.fault == FaultKind::Hang {
             // Never answers: only cancellation (client gone, or shutdown) ends it.
