@@ -69,7 +69,8 @@ impl Application {
             limits_cfg: config.limits.clone(),
             jobs: Registry::default(),
             writes: Default::default(),
-            starts: scheduler::GroupCommit::new(scheduler::GROUP_TURNS),
+            starts: scheduler::GroupCommit::new(scheduler::GROUP_TURNS)
+                .gathering(scheduler::GATHER, scheduler::GATHER_UNTIL),
             finishes: scheduler::GroupCommit::new(scheduler::GROUP_TURNS)
                 .gathering(scheduler::GATHER, scheduler::GATHER_UNTIL),
             acks: Default::default(),

@@ -30,6 +30,8 @@ pub struct JobControl {
     pub calls: Arc<tokio::sync::Semaphore>,
     reason: OnceLock<StopReason>,
     in_flight: AtomicUsize,
+    /// Executions between the start of an attempt and getting a call slot.
+    waiting: AtomicUsize,
     idle: Notify,
     /// `true` while the lease could not be renewed for longer than it lasts.
     lease_doubt: tokio::sync::watch::Sender<bool>,
@@ -37,6 +39,21 @@ pub struct JobControl {
 
 /// Counts one router call in flight while alive.
 pub struct CallGuard<'a>(&'a JobControl);
+
+/// Counts one execution from the start of its attempt until it has a call slot (or
+/// gives up), while alive.
+pub struct Waiting<'a> {
+    control: &'a JobControl,
+    /// A call slot of the job was free for this execution when it started waiting:
+    /// the start of its attempt is what its call waits for.
+    pub urgent: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.control.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
@@ -60,6 +77,15 @@ impl JobControl {
     pub fn call(&self) -> CallGuard<'_> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         CallGuard(self)
+    }
+
+    /// Counts an execution as waiting for a call slot; see [`Waiting::urgent`].
+    pub fn waiting(&self) -> Waiting<'_> {
+        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting {
+            control: self,
+            urgent: ahead < self.calls.available_permits(),
+        }
     }
 
     pub fn calls_in_flight(&self) -> usize {
@@ -121,6 +147,7 @@ impl Registry {
             calls: Arc::new(tokio::sync::Semaphore::new(calls_per_job as usize)),
             reason: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             idle: Notify::new(),
             lease_doubt: tokio::sync::watch::Sender::new(false),
         });
@@ -146,5 +173,36 @@ impl Registry {
 
     pub fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An execution's start is urgent while the job has a call slot nobody waiting
+    /// ahead of it will take: the first wave's are, the executions started ahead of
+    /// their slots are not, and a slot that frees up makes the next start urgent.
+    #[tokio::test]
+    async fn a_start_is_urgent_only_when_a_call_slot_is_free_for_it() {
+        let jobs = Registry::default();
+        let control = jobs.insert("j", CancellationToken::new(), 2);
+        let first = control.waiting();
+        let second = control.waiting();
+        let third = control.waiting();
+        assert!(first.urgent && second.urgent && !third.urgent);
+        // The first two take their slots: both are in use, the third still waits.
+        let one = control.calls.clone().acquire_owned().await.unwrap();
+        let _two = control.calls.clone().acquire_owned().await.unwrap();
+        drop((first, second));
+        assert!(!control.waiting().urgent, "no slot free, one waiting ahead");
+        // A call ends: its slot is the waiting third's, so the next start waits.
+        drop(one);
+        assert!(
+            !control.waiting().urgent,
+            "the free slot is the waiting one's"
+        );
+        drop(third);
+        assert!(control.waiting().urgent);
     }
 }

@@ -3,13 +3,20 @@
 //! hundreds of executions per second those commits, not the calls, bound the runner
 //! (docs/benchmarks.md). Here the writes that arrive while one is being written wait
 //! for it and then go to the database together, as one [`Store::start_attempts`] or
-//! [`Store::finish_attempts`]: a lone write goes at once, and under load each group
-//! holds whatever arrived during the previous one.
+//! [`Store::finish_attempts`].
+//!
+//! A write that something waits for (an attempt whose call can start at once, the
+//! job's last answers) is *urgent*: its group goes at once. Any other waits up to
+//! [`GATHER`] for the group to reach [`GATHER_UNTIL`], so that when a round of calls
+//! ends together the database gets a few large statements after the burst instead of
+//! a statement per answer in the middle of it, competing with the next round's calls
+//! for the same cores.
 //!
 //! No task of its own: the first waiter to get a turn writes the queued group and
 //! hands each member its result (leader and followers, as databases do it for their
-//! own commits). The generic part is a few lines on tokio's fair semaphore and oneshot
-//! channels; no kept crate batches async calls with per-member results and a fallback.
+//! own commits). The generic part is a few lines on tokio's fair semaphore, `Notify`
+//! and oneshot channels; no kept crate batches async calls with per-member results,
+//! urgency and a fallback.
 //!
 //! Each member keeps its own fence and its own outcome. When a group is refused (not an
 //! outage), its members are written again one by one, so only the write the database
@@ -22,7 +29,7 @@ use std::time::Duration;
 
 use beacon_store::{AttemptUpdate, StartedAttempt, Store, StoreError};
 use chrono::Utc;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 /// The most writes one statement carries (PostgreSQL binds each column as one array;
 /// SQLite holds its single write lock for the group).
@@ -36,24 +43,34 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// turn anyway).
 pub const TURNS: usize = 2;
 
-/// How long the writer of a small group of attempt *ends* waits for more to join it
-/// (`GroupCommit::gathering`), and from how many queued writes on it does not wait.
-/// When a round of calls ends at C = 90, the answers are stored one after another as
-/// each is classified and signed; taken as they came, the groups held 2-3 answers and
-/// PostgreSQL paid its fixed cost per statement (planning, commit) 280-430 times per
-/// 900-execution job, in the middle of the next round's calls. Waiting 2 ms: ~5 answers
-/// a group, 176 statements, the database's CPU for the job a quarter lower. Only ends
-/// wait: they are off the calls' path, except the job's last, which pays it once.
-/// Starts do not: the first wave of calls waits for them.
-pub const GATHER: Duration = Duration::from_millis(2);
-pub const GATHER_UNTIL: usize = 16;
+/// How long a group without an urgent write waits for more to join it, and the size
+/// at which it goes anyway. At C = 90 a round's 90 answers end over 40-90 ms, and each
+/// ending execution's successor starts an attempt ahead of its call slot: written as
+/// they came (groups of 2-5), that was ~450 statements per 900-execution job on
+/// PostgreSQL, in the middle of the next round's calls. Gathering for 20 ms made it
+/// about 40, halved the database's CPU per job and shortened each round's slowest
+/// chain of calls by ~3 ms (docs/benchmarks.md, "2026-12-05, fourth session"). The
+/// members' wait costs nothing that matters: the calls they follow are answered
+/// (the router replays an answer to the same call key if the runner dies first) and
+/// the starts are ahead of their slots.
+pub const GATHER: Duration = Duration::from_millis(20);
+pub const GATHER_UNTIL: usize = 64;
+
+/// One queued write.
+struct Queued<Req, Out> {
+    req: Req,
+    reply: Reply<Out>,
+    urgent: bool,
+}
 
 /// Writes queued for the next group, and the turns to write one.
 pub struct GroupCommit<Req, Out> {
-    queue: Mutex<Vec<(Req, Reply<Out>)>>,
+    queue: Mutex<Vec<Queued<Req, Out>>>,
     turns: Semaphore,
     /// Wait up to this long for a group of fewer than this many (see [`GATHER`]).
     gather: Option<(Duration, usize)>,
+    /// Wakes a gathering writer: an urgent write was queued, or the group is full.
+    grown: Notify,
 }
 
 impl<Req, Out> GroupCommit<Req, Out> {
@@ -63,26 +80,39 @@ impl<Req, Out> GroupCommit<Req, Out> {
             queue: Mutex::new(Vec::new()),
             turns: Semaphore::new(turns.max(1)),
             gather: None,
+            grown: Notify::new(),
         }
     }
 
-    /// A writer that finds fewer than `until` writes queued waits `wait` for more
-    /// before writing the group.
+    /// A writer whose group has no urgent write waits up to `wait` for the group to
+    /// reach `until` writes before writing it.
     pub fn gathering(mut self, wait: Duration, until: usize) -> Self {
-        self.gather = Some((wait, until));
+        self.gather = Some((wait, until.max(1)));
         self
     }
 
     /// Queues `req` and returns its result, writing the queued group (with `write`)
     /// when this caller gets a turn before its write was taken into another group.
-    /// `write` returns one result per request, in order.
-    pub async fn submit<W, Fut>(&self, req: Req, write: W) -> Result<Out, StoreError>
+    /// An `urgent` write ends any wait for more. `write` returns one result per
+    /// request, in order.
+    pub async fn submit<W, Fut>(&self, req: Req, urgent: bool, write: W) -> Result<Out, StoreError>
     where
         W: Fn(Vec<Req>) -> Fut,
         Fut: Future<Output = Vec<Result<Out, StoreError>>>,
     {
         let (tx, mut rx) = oneshot::channel();
-        self.lock().push((req, tx));
+        {
+            let mut queue = self.lock();
+            queue.push(Queued {
+                req,
+                reply: tx,
+                urgent,
+            });
+            let until = self.gather.map_or(1, |(_, until)| until);
+            if urgent || queue.len() >= until {
+                self.grown.notify_waiters();
+            }
+        }
         loop {
             tokio::select! {
                 // A result already handed over wins over taking the turn.
@@ -90,9 +120,7 @@ impl<Req, Out> GroupCommit<Req, Out> {
                 r = &mut rx => return r.unwrap_or(Err(StoreError::GroupAbandoned)),
                 Ok(turn) = self.turns.acquire() => {
                     if let Some((wait, until)) = self.gather {
-                        if self.lock().len() < until {
-                            tokio::time::sleep(wait).await;
-                        }
+                        self.gather_for(wait, until).await;
                     }
                     let group: Vec<_> = {
                         let mut queue = self.lock();
@@ -105,7 +133,8 @@ impl<Req, Out> GroupCommit<Req, Out> {
                         drop(turn);
                         return rx.await.unwrap_or(Err(StoreError::GroupAbandoned));
                     }
-                    let (reqs, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                    let (reqs, replies): (Vec<_>, Vec<_>) =
+                        group.into_iter().map(|q| (q.req, q.reply)).unzip();
                     let mut results = write(reqs).await.into_iter();
                     for reply in replies {
                         let r = results.next().unwrap_or(Err(StoreError::GroupAbandoned));
@@ -117,7 +146,28 @@ impl<Req, Out> GroupCommit<Req, Out> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Req, Reply<Out>)>> {
+    /// Waits until the queue holds an urgent write or `until` writes, is empty (another
+    /// writer took it), or `wait` has passed.
+    async fn gather_for(&self, wait: Duration, until: usize) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the check, so a write queued in between still wakes it.
+            let grown = self.grown.notified();
+            tokio::pin!(grown);
+            grown.as_mut().enable();
+            {
+                let queue = self.lock();
+                if queue.is_empty() || queue.len() >= until || queue.iter().any(|q| q.urgent) {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline, grown).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Queued<Req, Out>>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -207,7 +257,7 @@ mod tests {
         };
         let first = tokio::spawn({
             let (gc, write) = (gc.clone(), write.clone());
-            async move { gc.submit(1, write).await }
+            async move { gc.submit(1, false, write).await }
         });
         while groups.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
@@ -217,7 +267,7 @@ mod tests {
             .map(|r| {
                 let (gc, write, queued) = (gc.clone(), write.clone(), queued.clone());
                 tokio::spawn(async move {
-                    let f = gc.submit(r, write);
+                    let f = gc.submit(r, false, write);
                     queued.fetch_add(1, Ordering::SeqCst);
                     f.await
                 })
@@ -261,7 +311,7 @@ mod tests {
         let callers: Vec<_> = [1, 2]
             .map(|r| {
                 let (gc, write) = (gc.clone(), write.clone());
-                tokio::spawn(async move { gc.submit(r, write).await })
+                tokio::spawn(async move { gc.submit(r, false, write).await })
             })
             .into_iter()
             .collect();
@@ -285,42 +335,33 @@ mod tests {
         assert_eq!(writes.load(Ordering::SeqCst), 1, "one group, not two");
     }
 
-    /// A gathering writer that finds a small queue waits for more writes to join its
-    /// group; one that finds enough queued writes at once.
+    /// A gathering writer whose group is small waits for more writes to join it, and
+    /// writes the group the moment it is full; one that finds a full queue does not
+    /// wait at all; a lone write waits the whole `wait`.
     #[tokio::test(start_paused = true)]
-    async fn a_small_group_waits_for_more_and_a_full_one_does_not() {
+    async fn a_small_group_waits_until_it_is_full_and_a_full_one_does_not() {
         let wait = Duration::from_millis(10);
         let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(wait, 3));
-        let groups = Arc::new(Mutex::new(Vec::<(Vec<u32>, tokio::time::Instant)>::new()));
-        let write = {
-            let groups = groups.clone();
-            move |reqs: Vec<u32>| {
-                groups
-                    .lock()
-                    .unwrap()
-                    .push((reqs.clone(), tokio::time::Instant::now()));
-                async move { reqs.into_iter().map(|r| Ok(r * 10)).collect() }
-            }
-        };
-        let submit = |r: u32| {
+        let (groups, write) = recording_write();
+        let submit = |r: u32, urgent: bool| {
             let (gc, write) = (gc.clone(), write.clone());
-            tokio::spawn(async move { gc.submit(r, write).await })
+            tokio::spawn(async move { gc.submit(r, urgent, write).await })
         };
         let t0 = tokio::time::Instant::now();
-        // The first writer finds itself alone and waits; the next two join it.
-        let first = submit(1);
+        // The first writer finds itself alone and waits; the next two fill its group.
+        let first = submit(1, false);
         while gc.lock().is_empty() {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(wait / 2).await;
-        let (second, third) = (submit(2), submit(3));
+        let (second, third) = (submit(2, false), submit(3, false));
         for (t, want) in [(first, 10), (second, 20), (third, 30)] {
             assert_eq!(t.await.unwrap().unwrap(), want);
         }
         // Three queued at once (the threshold): written without waiting.
         let t1 = tokio::time::Instant::now();
         let turn = gc.turns.acquire().await.unwrap();
-        let late: Vec<_> = (4..=6).map(submit).collect();
+        let late: Vec<_> = (4..=6).map(|r| submit(r, false)).collect();
         while gc.lock().len() < 3 {
             tokio::task::yield_now().await;
         }
@@ -328,14 +369,67 @@ mod tests {
         for t in late {
             t.await.unwrap().unwrap();
         }
+        // A lone write waits the whole time, then goes alone.
+        let t2 = tokio::time::Instant::now();
+        assert_eq!(submit(7, false).await.unwrap().unwrap(), 70);
         let seen = groups.lock().unwrap().clone();
-        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen.len(), 3, "{seen:?}");
         assert_eq!(seen[0].0, vec![1, 2, 3]);
-        assert_eq!(seen[0].1 - t0, wait, "the small group waited once");
+        assert_eq!(seen[0].1 - t0, wait / 2, "the group went when it was full");
         let mut second_group = seen[1].0.clone();
         second_group.sort();
         assert_eq!(second_group, vec![4, 5, 6]);
         assert_eq!(seen[1].1, t1, "the full group did not wait");
+        assert_eq!(seen[2], (vec![7], t2 + wait));
+    }
+
+    /// An urgent write ends the wait of the group it joins, and an urgent write that
+    /// finds the queue empty goes at once.
+    #[tokio::test(start_paused = true)]
+    async fn an_urgent_write_does_not_wait() {
+        // Whole milliseconds: tokio's timer, paused or not, counts in them.
+        let wait = Duration::from_millis(8);
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(wait, 100));
+        let (groups, write) = recording_write();
+        let submit = |r: u32, urgent: bool| {
+            let (gc, write) = (gc.clone(), write.clone());
+            tokio::spawn(async move { gc.submit(r, urgent, write).await })
+        };
+        let t0 = tokio::time::Instant::now();
+        let first = submit(1, false);
+        while gc.lock().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(wait / 4).await;
+        let urgent = submit(2, true);
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        assert_eq!(urgent.await.unwrap().unwrap(), 20);
+        let t1 = tokio::time::Instant::now();
+        assert_eq!(submit(3, true).await.unwrap().unwrap(), 30);
+        let seen = groups.lock().unwrap().clone();
+        assert_eq!(seen, vec![(vec![1, 2], t0 + wait / 4), (vec![3], t1)]);
+    }
+
+    type Recorded = Arc<Mutex<Vec<(Vec<u32>, tokio::time::Instant)>>>;
+
+    /// A group write that records each group and when it was written, and answers
+    /// ten times each request.
+    fn recording_write() -> (
+        Recorded,
+        impl Fn(Vec<u32>) -> std::future::Ready<Vec<Result<u32, StoreError>>> + Clone,
+    ) {
+        let groups: Recorded = Arc::default();
+        let write = {
+            let groups = groups.clone();
+            move |reqs: Vec<u32>| {
+                groups
+                    .lock()
+                    .unwrap()
+                    .push((reqs.clone(), tokio::time::Instant::now()));
+                std::future::ready(reqs.into_iter().map(|r| Ok(r * 10)).collect())
+            }
+        };
+        (groups, write)
     }
 
     /// A refused group is written member by member, so only the bad one fails; an

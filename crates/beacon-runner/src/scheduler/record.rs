@@ -302,7 +302,10 @@ pub async fn write(
     update: &AttemptUpdate,
 ) -> Result<Outcome, beacon_store::StoreError> {
     let written = writes::retrying(&ctx.writes, &control.token, "attempt end", || {
-        ctx.finishes.submit(update.clone(), |updates| {
+        // Urgent once no call of the job is in flight: no other answer is coming to
+        // join the group, and the job's verdict waits for this one.
+        let urgent = control.calls_in_flight() == 0;
+        ctx.finishes.submit(update.clone(), urgent, |updates| {
             group::finish_group(ctx.store.as_ref(), &ctx.instance_id, updates)
         })
     })
