@@ -411,13 +411,11 @@ mod tests {
     }
 
     type Recorded = Arc<Mutex<Vec<(Vec<u32>, tokio::time::Instant)>>>;
+    type Answers = std::future::Ready<Vec<Result<u32, StoreError>>>;
 
     /// A group write that records each group and when it was written, and answers
     /// ten times each request.
-    fn recording_write() -> (
-        Recorded,
-        impl Fn(Vec<u32>) -> std::future::Ready<Vec<Result<u32, StoreError>>> + Clone,
-    ) {
+    fn recording_write() -> (Recorded, impl Fn(Vec<u32>) -> Answers + Clone) {
         let groups: Recorded = Arc::default();
         let write = {
             let groups = groups.clone();
