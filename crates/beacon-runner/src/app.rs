@@ -70,9 +70,9 @@ impl Application {
             jobs: Registry::default(),
             writes: Default::default(),
             starts: scheduler::GroupCommit::new(scheduler::GROUP_TURNS)
-                .gathering(scheduler::GATHER, scheduler::GATHER_UNTIL),
+                .gathering(scheduler::GATHER),
             finishes: scheduler::GroupCommit::new(scheduler::GROUP_TURNS)
-                .gathering(scheduler::GATHER, scheduler::GATHER_UNTIL),
+                .gathering(scheduler::GATHER),
             acks: Default::default(),
             wake: Notify::new(),
         });

@@ -88,6 +88,12 @@ impl JobControl {
         }
     }
 
+    /// Executions of the job that wait for a call slot now: none in a job's last
+    /// round (everything left is in flight).
+    pub fn waiting_for_slots(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     pub fn calls_in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }

@@ -6,11 +6,11 @@
 //! [`Store::finish_attempts`].
 //!
 //! A write that something waits for (an attempt whose call can start at once, the
-//! job's last answers) is *urgent*: its group goes at once. Any other waits up to
-//! [`GATHER`] for the group to reach [`GATHER_UNTIL`], so that when a round of calls
-//! ends together the database gets a few large statements after the burst instead of
-//! a statement per answer in the middle of it, competing with the next round's calls
-//! for the same cores.
+//! answers of a job's last round) is *urgent*: its group goes at once. Any other waits
+//! while writes keep arriving ([`Gather`]): when a round of calls ends together, the
+//! database then gets one large statement after the burst instead of a statement per
+//! few answers in the middle of it, competing with the next round's calls for the same
+//! cores.
 //!
 //! No task of its own: the first waiter to get a turn writes the queued group and
 //! hands each member its result (leader and followers, as databases do it for their
@@ -43,18 +43,31 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// turn anyway).
 pub const TURNS: usize = 2;
 
-/// How long a group without an urgent write waits for more to join it, and the size
-/// at which it goes anyway. At C = 90 a round's 90 answers end over 40-90 ms, and each
-/// ending execution's successor starts an attempt ahead of its call slot: written as
-/// they came (groups of 2-5), that was ~450 statements per 900-execution job on
-/// PostgreSQL, in the middle of the next round's calls. Gathering for 20 ms made it
-/// about 40, halved the database's CPU per job and shortened each round's slowest
-/// chain of calls by ~3 ms (docs/benchmarks.md, "2026-12-05, fourth session"). The
-/// members' wait costs nothing that matters: the calls they follow are answered
-/// (the router replays an answer to the same call key if the runner dies first) and
-/// the starts are ahead of their slots.
-pub const GATHER: Duration = Duration::from_millis(20);
-pub const GATHER_UNTIL: usize = 64;
+/// How a group without an urgent write waits for more: until no write has joined it
+/// for `lull`, for at most `wait`, and not at all once it holds `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct Gather {
+    pub lull: Duration,
+    pub wait: Duration,
+    pub until: usize,
+}
+
+/// The scheduler's gathering. At C = 90 a round's 90 answers end over 40-90 ms, and
+/// each ending execution's successor starts an attempt ahead of its call slot: written
+/// as they came (groups of 2-5), that was ~450 statements per 900-execution job on
+/// PostgreSQL, in the middle of the next round's calls. Gathering until the burst is
+/// over puts a round's writes in a few statements after it: the database's CPU per job
+/// halved and each round's slowest chain of calls got ~4 ms shorter
+/// (docs/benchmarks.md, "2026-12-05, fourth session"). Waiting costs nothing that
+/// matters: the answers are already in (the router replays an answer to the same call
+/// key if the runner dies first), the starts are ahead of their call slots, and a job
+/// with nothing left to start marks its answers urgent. `until` stays within a job's
+/// executions in hand (twice its call limit), so a full group never holds up the calls.
+pub const GATHER: Gather = Gather {
+    lull: Duration::from_millis(5),
+    wait: Duration::from_millis(100),
+    until: 128,
+};
 
 /// One queued write.
 struct Queued<Req, Out> {
@@ -67,8 +80,8 @@ struct Queued<Req, Out> {
 pub struct GroupCommit<Req, Out> {
     queue: Mutex<Vec<Queued<Req, Out>>>,
     turns: Semaphore,
-    /// Wait up to this long for a group of fewer than this many (see [`GATHER`]).
-    gather: Option<(Duration, usize)>,
+    /// How a group without an urgent write waits for more.
+    gather: Option<Gather>,
     /// Wakes a gathering writer: an urgent write was queued, or the group is full.
     grown: Notify,
 }
@@ -84,10 +97,12 @@ impl<Req, Out> GroupCommit<Req, Out> {
         }
     }
 
-    /// A writer whose group has no urgent write waits up to `wait` for the group to
-    /// reach `until` writes before writing it.
-    pub fn gathering(mut self, wait: Duration, until: usize) -> Self {
-        self.gather = Some((wait, until.max(1)));
+    /// A writer whose group has no urgent write waits for more as `gather` says.
+    pub fn gathering(mut self, gather: Gather) -> Self {
+        self.gather = Some(Gather {
+            until: gather.until.max(1),
+            ..gather
+        });
         self
     }
 
@@ -108,7 +123,7 @@ impl<Req, Out> GroupCommit<Req, Out> {
                 reply: tx,
                 urgent,
             });
-            let until = self.gather.map_or(1, |(_, until)| until);
+            let until = self.gather.map_or(1, |g| g.until);
             if urgent || queue.len() >= until {
                 self.grown.notify_waiters();
             }
@@ -119,8 +134,8 @@ impl<Req, Out> GroupCommit<Req, Out> {
                 biased;
                 r = &mut rx => return r.unwrap_or(Err(StoreError::GroupAbandoned)),
                 Ok(turn) = self.turns.acquire() => {
-                    if let Some((wait, until)) = self.gather {
-                        self.gather_for(wait, until).await;
+                    if let Some(gather) = self.gather {
+                        self.gather_for(gather).await;
                     }
                     let group: Vec<_> = {
                         let mut queue = self.lock();
@@ -147,22 +162,32 @@ impl<Req, Out> GroupCommit<Req, Out> {
     }
 
     /// Waits until the queue holds an urgent write or `until` writes, is empty (another
-    /// writer took it), or `wait` has passed.
-    async fn gather_for(&self, wait: Duration, until: usize) {
-        let deadline = tokio::time::Instant::now() + wait;
+    /// writer took it), no write has joined for `lull`, or `wait` has passed.
+    async fn gather_for(&self, g: Gather) {
+        let end = tokio::time::Instant::now() + g.wait;
+        let mut seen = 0;
         loop {
             // Registered before the check, so a write queued in between still wakes it.
             let grown = self.grown.notified();
             tokio::pin!(grown);
             grown.as_mut().enable();
-            {
+            let queued = {
                 let queue = self.lock();
-                if queue.is_empty() || queue.len() >= until || queue.iter().any(|q| q.urgent) {
+                if queue.is_empty() || queue.len() >= g.until || queue.iter().any(|q| q.urgent) {
                     return;
                 }
-            }
-            if tokio::time::timeout_at(deadline, grown).await.is_err() {
+                queue.len()
+            };
+            if queued == seen || tokio::time::Instant::now() >= end {
                 return;
+            }
+            seen = queued;
+            // Writes that merely join do not wake the writer: it looks again after a
+            // lull, and goes if nothing joined meanwhile.
+            let look = (tokio::time::Instant::now() + g.lull).min(end);
+            tokio::select! {
+                _ = grown => {}
+                _ = tokio::time::sleep_until(look) => {}
             }
         }
     }
@@ -337,11 +362,16 @@ mod tests {
 
     /// A gathering writer whose group is small waits for more writes to join it, and
     /// writes the group the moment it is full; one that finds a full queue does not
-    /// wait at all; a lone write waits the whole `wait`.
+    /// wait at all; a lone write waits one lull.
     #[tokio::test(start_paused = true)]
     async fn a_small_group_waits_until_it_is_full_and_a_full_one_does_not() {
-        let wait = Duration::from_millis(10);
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(wait, 3));
+        let lull = Duration::from_millis(4);
+        let gather = Gather {
+            lull,
+            wait: Duration::from_millis(20),
+            until: 3,
+        };
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(gather));
         let (groups, write) = recording_write();
         let submit = |r: u32, urgent: bool| {
             let (gc, write) = (gc.clone(), write.clone());
@@ -353,7 +383,7 @@ mod tests {
         while gc.lock().is_empty() {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(wait / 2).await;
+        tokio::time::sleep(lull / 2).await;
         let (second, third) = (submit(2, false), submit(3, false));
         for (t, want) in [(first, 10), (second, 20), (third, 30)] {
             assert_eq!(t.await.unwrap().unwrap(), want);
@@ -369,27 +399,59 @@ mod tests {
         for t in late {
             t.await.unwrap().unwrap();
         }
-        // A lone write waits the whole time, then goes alone.
+        // A lone write waits for a lull in which nothing joins it, then goes alone.
         let t2 = tokio::time::Instant::now();
         assert_eq!(submit(7, false).await.unwrap().unwrap(), 70);
         let seen = groups.lock().unwrap().clone();
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert_eq!(seen[0].0, vec![1, 2, 3]);
-        assert_eq!(seen[0].1 - t0, wait / 2, "the group went when it was full");
+        assert_eq!(seen[0].1 - t0, lull / 2, "the group went when it was full");
         let mut second_group = seen[1].0.clone();
         second_group.sort();
         assert_eq!(second_group, vec![4, 5, 6]);
         assert_eq!(seen[1].1, t1, "the full group did not wait");
-        assert_eq!(seen[2], (vec![7], t2 + wait));
+        assert_eq!(seen[2], (vec![7], t2 + lull));
+    }
+
+    /// Writes that keep joining keep the group waiting, but no longer than `wait`.
+    #[tokio::test(start_paused = true)]
+    async fn a_group_waits_while_writes_keep_coming_and_at_most_wait() {
+        let gather = Gather {
+            lull: Duration::from_millis(4),
+            wait: Duration::from_millis(10),
+            until: 100,
+        };
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(gather));
+        let (groups, write) = recording_write();
+        let submit = |r: u32| {
+            let (gc, write) = (gc.clone(), write.clone());
+            tokio::spawn(async move { gc.submit(r, false, write).await })
+        };
+        let t0 = tokio::time::Instant::now();
+        let mut calls = vec![submit(1)];
+        // One more every 3 ms: each lands within the writer's lull.
+        for r in 2..=5 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            calls.push(submit(r));
+        }
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        let seen = groups.lock().unwrap().clone();
+        assert_eq!(seen[0], (vec![1, 2, 3, 4], t0 + gather.wait), "{seen:?}");
+        assert_eq!(seen[1].0, vec![5]);
     }
 
     /// An urgent write ends the wait of the group it joins, and an urgent write that
     /// finds the queue empty goes at once.
     #[tokio::test(start_paused = true)]
     async fn an_urgent_write_does_not_wait() {
-        // Whole milliseconds: tokio's timer, paused or not, counts in them.
-        let wait = Duration::from_millis(8);
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(wait, 100));
+        let gather = Gather {
+            lull: Duration::from_millis(4),
+            wait: Duration::from_millis(20),
+            until: 100,
+        };
+        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(gather));
         let (groups, write) = recording_write();
         let submit = |r: u32, urgent: bool| {
             let (gc, write) = (gc.clone(), write.clone());
@@ -400,14 +462,18 @@ mod tests {
         while gc.lock().is_empty() {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(wait / 4).await;
+        // Whole milliseconds: tokio's timer, paused or not, counts in them.
+        tokio::time::sleep(Duration::from_millis(2)).await;
         let urgent = submit(2, true);
         assert_eq!(first.await.unwrap().unwrap(), 10);
         assert_eq!(urgent.await.unwrap().unwrap(), 20);
         let t1 = tokio::time::Instant::now();
         assert_eq!(submit(3, true).await.unwrap().unwrap(), 30);
         let seen = groups.lock().unwrap().clone();
-        assert_eq!(seen, vec![(vec![1, 2], t0 + wait / 4), (vec![3], t1)]);
+        assert_eq!(
+            seen,
+            vec![(vec![1, 2], t0 + Duration::from_millis(2)), (vec![3], t1)]
+        );
     }
 
     type Recorded = Arc<Mutex<Vec<(Vec<u32>, tokio::time::Instant)>>>;

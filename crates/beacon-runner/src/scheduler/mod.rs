@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use control::{JobControl, Registry, StopReason};
-pub use group::{GATHER, GATHER_UNTIL, GroupCommit, TURNS as GROUP_TURNS};
+pub use group::{GATHER, Gather, GroupCommit, TURNS as GROUP_TURNS};
 pub use limits::Limits;
 pub use signals::{CALLS_CLOSE_WAIT, CancelAcks, run as listen};
 pub use writes::{WriteHealth, WriteTrouble};

@@ -302,9 +302,10 @@ pub async fn write(
     update: &AttemptUpdate,
 ) -> Result<Outcome, beacon_store::StoreError> {
     let written = writes::retrying(&ctx.writes, &control.token, "attempt end", || {
-        // Urgent once no call of the job is in flight: no other answer is coming to
-        // join the group, and the job's verdict waits for this one.
-        let urgent = control.calls_in_flight() == 0;
+        // Urgent in the job's last round (nothing waits for a call slot, so no call
+        // follows that this write could delay, and the verdict waits for it) and once
+        // nothing is in flight (no other answer is coming to join the group).
+        let urgent = control.waiting_for_slots() == 0 || control.calls_in_flight() == 0;
         ctx.finishes.submit(update.clone(), urgent, |updates| {
             group::finish_group(ctx.store.as_ref(), &ctx.instance_id, updates)
         })
