@@ -32,6 +32,8 @@ pub struct JobControl {
     in_flight: AtomicUsize,
     /// Executions between the start of an attempt and getting a call slot.
     waiting: AtomicUsize,
+    /// Notified when an execution stops waiting and every call slot is taken.
+    slots_taken: Notify,
     idle: Notify,
     /// `true` while the lease could not be renewed for longer than it lasts.
     lease_doubt: tokio::sync::watch::Sender<bool>,
@@ -52,6 +54,9 @@ pub struct Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.control.waiting.fetch_sub(1, Ordering::AcqRel);
+        if self.control.calls.available_permits() == 0 {
+            self.control.slots_taken.notify_one();
+        }
     }
 }
 
@@ -92,6 +97,13 @@ impl JobControl {
     /// round (everything left is in flight).
     pub fn waiting_for_slots(&self) -> usize {
         self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Waits until every call slot of the job is taken.
+    pub async fn slots_taken(&self) {
+        while self.calls.available_permits() > 0 {
+            self.slots_taken.notified().await;
+        }
     }
 
     pub fn calls_in_flight(&self) -> usize {
@@ -154,6 +166,7 @@ impl Registry {
             reason: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
+            slots_taken: Notify::new(),
             idle: Notify::new(),
             lease_doubt: tokio::sync::watch::Sender::new(false),
         });
@@ -210,5 +223,27 @@ mod tests {
         );
         drop(third);
         assert!(control.waiting().urgent);
+    }
+
+    /// `slots_taken` waits while a call slot is free, and ends when the execution that
+    /// takes the last one stops waiting.
+    #[tokio::test]
+    async fn slots_taken_waits_for_the_last_slot_to_be_taken() {
+        let jobs = Registry::default();
+        let control = jobs.insert("j", CancellationToken::new(), 2);
+        let (first, second) = (control.waiting(), control.waiting());
+        let _one = control.calls.clone().acquire_owned().await.unwrap();
+        drop(first);
+        let taken = control.slots_taken();
+        tokio::pin!(taken);
+        assert!(
+            futures_util::FutureExt::now_or_never(taken.as_mut()).is_none(),
+            "a slot is still free"
+        );
+        let _two = control.calls.clone().acquire_owned().await.unwrap();
+        drop(second);
+        tokio::time::timeout(std::time::Duration::from_secs(5), taken)
+            .await
+            .expect("every slot is taken");
     }
 }

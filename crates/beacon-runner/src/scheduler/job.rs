@@ -75,6 +75,11 @@ pub async fn run(
     // started and wait only for a call slot (control.calls), keeping the store's write
     // off the critical path between one call ending and the next starting.
     let per_job = ctx.cfg.max_concurrency_per_job as usize * 2;
+    // The first wave takes only as many as may call at once; the second half joins
+    // once every call slot is taken (or the first execution ends). Taken together, the second
+    // half's tasks and start writes shared the two cores with the first wave's calls
+    // and delayed its last ones by ~10 ms on PostgreSQL (docs/benchmarks.md).
+    let mut window = ctx.cfg.max_concurrency_per_job as usize;
     // When the last read found fewer pending executions than it asked for. Retries
     // stay with their task, so until something outside requeues an execution (the
     // portal's retry of one execution) nothing new turns up: the job's tail would
@@ -91,7 +96,7 @@ pub async fn run(
         }
         // Fill free job slots with pending executions, in cell order.
         let mut read_failed = false;
-        while tasks.len() < per_job && !read_failed {
+        while tasks.len() < window && !read_failed {
             if buffer.is_empty() {
                 let drained = drained_at.is_some_and(|at| at.elapsed() < READ_RETRY);
                 if drained && !tasks.is_empty() {
@@ -143,12 +148,14 @@ pub async fn run(
         }
         tokio::select! {
             _ = control.token.cancelled() => break,
+            _ = control.slots_taken(), if window < per_job => window = per_job,
             _ = tokio::time::sleep_until(deadline_at) => {
                 tracing::warn!(job = %job.id, "job deadline reached");
                 control.stop(StopReason::Deadline);
                 break;
             }
             Some(joined) = tasks.join_next() => {
+                window = per_job;
                 if let Ok((id, outcome)) = joined {
                     in_flight.remove(&id);
                     unstorable += usize::from(outcome == Outcome::Unstorable);
