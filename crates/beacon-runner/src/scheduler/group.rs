@@ -366,42 +366,31 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_small_group_waits_until_it_is_full_and_a_full_one_does_not() {
         let lull = Duration::from_millis(4);
-        let gather = Gather {
-            lull,
-            wait: Duration::from_millis(20),
-            until: 3,
-        };
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(gather));
-        let (groups, write) = recording_write();
-        let submit = |r: u32, urgent: bool| {
-            let (gc, write) = (gc.clone(), write.clone());
-            tokio::spawn(async move { gc.submit(r, urgent, write).await })
-        };
+        let (gc, groups) = recorded(4, 20, 3);
         let t0 = tokio::time::Instant::now();
         // The first writer finds itself alone and waits; the next two fill its group.
-        let first = submit(1, false);
-        while gc.lock().is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let first = submit(&gc, &groups, 1, false);
+        queued(&gc, 1).await;
         tokio::time::sleep(lull / 2).await;
-        let (second, third) = (submit(2, false), submit(3, false));
+        let (second, third) = (
+            submit(&gc, &groups, 2, false),
+            submit(&gc, &groups, 3, false),
+        );
         for (t, want) in [(first, 10), (second, 20), (third, 30)] {
             assert_eq!(t.await.unwrap().unwrap(), want);
         }
         // Three queued at once (the threshold): written without waiting.
         let t1 = tokio::time::Instant::now();
         let turn = gc.turns.acquire().await.unwrap();
-        let late: Vec<_> = (4..=6).map(|r| submit(r, false)).collect();
-        while gc.lock().len() < 3 {
-            tokio::task::yield_now().await;
-        }
+        let late: Vec<_> = (4..=6).map(|r| submit(&gc, &groups, r, false)).collect();
+        queued(&gc, 3).await;
         drop(turn);
         for t in late {
             t.await.unwrap().unwrap();
         }
         // A lone write waits for a lull in which nothing joins it, then goes alone.
         let t2 = tokio::time::Instant::now();
-        assert_eq!(submit(7, false).await.unwrap().unwrap(), 70);
+        assert_eq!(submit(&gc, &groups, 7, false).await.unwrap().unwrap(), 70);
         let seen = groups.lock().unwrap().clone();
         assert_eq!(seen.len(), 3, "{seen:?}");
         assert_eq!(seen[0].0, vec![1, 2, 3]);
@@ -416,29 +405,20 @@ mod tests {
     /// Writes that keep joining keep the group waiting, but no longer than `wait`.
     #[tokio::test(start_paused = true)]
     async fn a_group_waits_while_writes_keep_coming_and_at_most_wait() {
-        let gather = Gather {
-            lull: Duration::from_millis(4),
-            wait: Duration::from_millis(10),
-            until: 100,
-        };
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(gather));
-        let (groups, write) = recording_write();
-        let submit = |r: u32| {
-            let (gc, write) = (gc.clone(), write.clone());
-            tokio::spawn(async move { gc.submit(r, false, write).await })
-        };
+        let (gc, groups) = recorded(4, 10, 100);
         let t0 = tokio::time::Instant::now();
-        let mut calls = vec![submit(1)];
+        let mut calls = vec![submit(&gc, &groups, 1, false)];
         // One more every 3 ms: each lands within the writer's lull.
         for r in 2..=5 {
             tokio::time::sleep(Duration::from_millis(3)).await;
-            calls.push(submit(r));
+            calls.push(submit(&gc, &groups, r, false));
         }
         for c in calls {
             c.await.unwrap().unwrap();
         }
         let seen = groups.lock().unwrap().clone();
-        assert_eq!(seen[0], (vec![1, 2, 3, 4], t0 + gather.wait), "{seen:?}");
+        let wait = Duration::from_millis(10);
+        assert_eq!(seen[0], (vec![1, 2, 3, 4], t0 + wait), "{seen:?}");
         assert_eq!(seen[1].0, vec![5]);
     }
 
@@ -446,29 +426,17 @@ mod tests {
     /// finds the queue empty goes at once.
     #[tokio::test(start_paused = true)]
     async fn an_urgent_write_does_not_wait() {
-        let gather = Gather {
-            lull: Duration::from_millis(4),
-            wait: Duration::from_millis(20),
-            until: 100,
-        };
-        let gc = Arc::new(GroupCommit::<u32, u32>::new(1).gathering(gather));
-        let (groups, write) = recording_write();
-        let submit = |r: u32, urgent: bool| {
-            let (gc, write) = (gc.clone(), write.clone());
-            tokio::spawn(async move { gc.submit(r, urgent, write).await })
-        };
+        let (gc, groups) = recorded(4, 20, 100);
         let t0 = tokio::time::Instant::now();
-        let first = submit(1, false);
-        while gc.lock().is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let first = submit(&gc, &groups, 1, false);
+        queued(&gc, 1).await;
         // Whole milliseconds: tokio's timer, paused or not, counts in them.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        let urgent = submit(2, true);
+        let urgent = submit(&gc, &groups, 2, true);
         assert_eq!(first.await.unwrap().unwrap(), 10);
         assert_eq!(urgent.await.unwrap().unwrap(), 20);
         let t1 = tokio::time::Instant::now();
-        assert_eq!(submit(3, true).await.unwrap().unwrap(), 30);
+        assert_eq!(submit(&gc, &groups, 3, true).await.unwrap().unwrap(), 30);
         let seen = groups.lock().unwrap().clone();
         assert_eq!(
             seen,
@@ -477,23 +445,50 @@ mod tests {
     }
 
     type Recorded = Arc<Mutex<Vec<(Vec<u32>, tokio::time::Instant)>>>;
-    type Answers = std::future::Ready<Vec<Result<u32, StoreError>>>;
 
-    /// A group write that records each group and when it was written, and answers
-    /// ten times each request.
-    fn recording_write() -> (Recorded, impl Fn(Vec<u32>) -> Answers + Clone) {
-        let groups: Recorded = Arc::default();
-        let write = {
-            let groups = groups.clone();
-            move |reqs: Vec<u32>| {
+    /// A gathering group commit, and the record of the groups it writes.
+    fn recorded(
+        lull_ms: u64,
+        wait_ms: u64,
+        until: usize,
+    ) -> (Arc<GroupCommit<u32, u32>>, Recorded) {
+        let gather = Gather {
+            lull: Duration::from_millis(lull_ms),
+            wait: Duration::from_millis(wait_ms),
+            until,
+        };
+        (
+            Arc::new(GroupCommit::new(1).gathering(gather)),
+            Arc::default(),
+        )
+    }
+
+    /// Submits `r` as a task; the group write records the group and when it was
+    /// written, and answers ten times each request.
+    fn submit(
+        gc: &Arc<GroupCommit<u32, u32>>,
+        groups: &Recorded,
+        r: u32,
+        urgent: bool,
+    ) -> tokio::task::JoinHandle<Result<u32, StoreError>> {
+        let (gc, groups) = (gc.clone(), groups.clone());
+        tokio::spawn(async move {
+            let write = |reqs: Vec<u32>| {
                 groups
                     .lock()
                     .unwrap()
                     .push((reqs.clone(), tokio::time::Instant::now()));
                 std::future::ready(reqs.into_iter().map(|r| Ok(r * 10)).collect())
-            }
-        };
-        (groups, write)
+            };
+            gc.submit(r, urgent, write).await
+        })
+    }
+
+    /// Waits until `n` writes are queued.
+    async fn queued(gc: &GroupCommit<u32, u32>, n: usize) {
+        while gc.lock().len() < n {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// A refused group is written member by member, so only the bad one fails; an
