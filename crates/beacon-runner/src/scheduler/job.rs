@@ -76,9 +76,10 @@ pub async fn run(
     // off the critical path between one call ending and the next starting.
     let per_job = ctx.cfg.max_concurrency_per_job as usize * 2;
     // The first wave takes only as many as may call at once; the second half joins
-    // once every call slot is taken (or the first execution ends). Taken together, the second
-    // half's tasks and start writes shared the two cores with the first wave's calls
-    // and delayed its last ones by ~10 ms on PostgreSQL (docs/benchmarks.md).
+    // once every call slot is taken (or the first execution ends). Taken together,
+    // the second half's tasks and start writes shared the two cores with the first
+    // wave's calls and delayed its last ones by ~10 ms on PostgreSQL
+    // (docs/benchmarks.md, "2026-12-05, fourth session").
     let mut window = ctx.cfg.max_concurrency_per_job as usize;
     // When the last read found fewer pending executions than it asked for. Retries
     // stay with their task, so until something outside requeues an execution (the
