@@ -61,8 +61,10 @@ pub struct Gather {
 /// (docs/benchmarks.md, "2026-12-05, fourth session"). Waiting costs nothing that
 /// matters: the answers are already in (the router replays an answer to the same call
 /// key if the runner dies first), the starts are ahead of their call slots, and a job
-/// with nothing left to start marks its answers urgent. `until` stays within a job's
-/// executions in hand (twice its call limit), so a full group never holds up the calls.
+/// with nothing left to start marks its answers urgent. Nor do waiting answers hold up
+/// a job whose executions in hand (twice its call limit) are fewer than `until`: once
+/// every one of them is calling or being stored, none waits for a call slot, so the
+/// next answer is urgent and takes the queued ones with it.
 pub const GATHER: Gather = Gather {
     lull: Duration::from_millis(5),
     wait: Duration::from_millis(100),
